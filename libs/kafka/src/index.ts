@@ -1,0 +1,124 @@
+// Kafka plumbing shared by the services: settings read through each service's config.ts,
+// client construction with logs routed to pino, and idempotent topic creation.
+import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type LogEntry, type Producer } from 'kafkajs';
+import type { EnvReader, Logger } from '@hookline/service-kit';
+
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+  /** Extra topic configs, e.g. cleanup.policy=compact. */
+  configs?: Record<string, string>;
+}
+
+export interface KafkaSettings {
+  brokers: string[];
+  clientId: string;
+  /** 0 = min(3, brokers in the cluster). */
+  replicationFactor: number;
+  topics: {
+    events: TopicSpec;
+    ingest: TopicSpec;
+    ingestDlq: TopicSpec;
+    endpointChanges: TopicSpec;
+  };
+}
+
+/** Reads the KAFKA_* keys; shared so every service spells them the same way. */
+export function readKafkaSettings(env: EnvReader, clientId: string): KafkaSettings {
+  const brokers = env.list('KAFKA_BROKERS', ['127.0.0.1:19092']);
+  return {
+    brokers,
+    clientId: env.string('KAFKA_CLIENT_ID', clientId),
+    replicationFactor: env.int('KAFKA_REPLICATION_FACTOR', 0, { min: 0, max: 7 }),
+    topics: {
+      // 12 partitions: up to 12 dispatchers share the work. 7 days of retention.
+      events: {
+        name: env.string('KAFKA_TOPIC_EVENTS', 'webhooks.events.v1'),
+        partitions: env.int('KAFKA_EVENTS_PARTITIONS', 12, { min: 1, max: 1000 }),
+        configs: { 'retention.ms': String(7 * 24 * 3600 * 1000) },
+      },
+      ingest: {
+        name: env.string('KAFKA_TOPIC_INGEST', 'webhooks.ingest.v1'),
+        partitions: env.int('KAFKA_INGEST_PARTITIONS', 12, { min: 1, max: 1000 }),
+        configs: { 'retention.ms': String(7 * 24 * 3600 * 1000) },
+      },
+      ingestDlq: {
+        name: env.string('KAFKA_TOPIC_INGEST_DLQ', 'webhooks.ingest.dlq.v1'),
+        partitions: env.int('KAFKA_INGEST_DLQ_PARTITIONS', 3, { min: 1, max: 1000 }),
+        configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) },
+      },
+      // Compacted: the latest change per key is all a fresh dispatcher needs.
+      endpointChanges: {
+        name: env.string('KAFKA_TOPIC_ENDPOINT_CHANGES', 'webhooks.endpoint-changes.v1'),
+        partitions: env.int('KAFKA_ENDPOINT_CHANGES_PARTITIONS', 3, { min: 1, max: 1000 }),
+        configs: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' },
+      },
+    },
+  };
+}
+
+const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+export function createKafka(settings: KafkaSettings, log: Logger): Kafka {
+  const kafkaLog = log.child({ component: 'kafkajs' });
+  return new Kafka({
+    clientId: settings.clientId,
+    brokers: settings.brokers,
+    // kafkajs INFO is chatty (every join/leave); WARN and above reach our logs.
+    logLevel: logLevel.WARN,
+    logCreator:
+      () =>
+      ({ level, log: entry }: LogEntry) => {
+        const { message, ...rest } = entry;
+        kafkaLog[LEVELS[level] ?? 'info']({ kafka: { ...rest, timestamp: undefined } }, message);
+      },
+    retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5_000 },
+    connectionTimeout: 3_000,
+    requestTimeout: 30_000,
+  });
+}
+
+/** The idempotent, acks=all producer every service uses. */
+export function createProducer(kafka: Kafka): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 3_000 },
+  });
+}
+
+/** Creates the missing topics; existing ones are left as they are. Safe to run concurrently. */
+export async function ensureTopics(admin: Admin, specs: TopicSpec[], replicationFactor: number): Promise<void> {
+  const existing = new Set(await admin.listTopics());
+  const missing = specs.filter((t) => !existing.has(t.name));
+  if (missing.length === 0) return;
+  let rf = replicationFactor;
+  if (rf === 0) {
+    const cluster = await admin.describeCluster();
+    rf = Math.min(3, cluster.brokers.length);
+  }
+  const topics: ITopicConfig[] = missing.map((t) => ({
+    topic: t.name,
+    numPartitions: t.partitions,
+    replicationFactor: rf,
+    configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
+  }));
+  try {
+    await admin.createTopics({ topics, waitForLeaders: true });
+  } catch (err) {
+    // Another service created them first: fine, as long as they exist now.
+    const now = new Set(await admin.listTopics());
+    if (!missing.every((t) => now.has(t.name))) throw err;
+  }
+}
+
+export function allTopics(settings: KafkaSettings): TopicSpec[] {
+  return Object.values(settings.topics);
+}

@@ -1,0 +1,11 @@
+// Generated contracts (ts-proto, see proto/buf.gen.yaml) and the descriptor set that server
+// reflection serves. Nothing here is written by hand except this index.
+import path from 'node:path';
+
+export * as endpointsV1 from './gen/webhooks/endpoints/v1/endpoints';
+export * as eventsV1 from './gen/webhooks/events/v1/events';
+export * as deliveryV1 from './gen/webhooks/delivery/v1/delivery';
+export { Duration } from './gen/google/protobuf/duration';
+
+/** Binary FileDescriptorSet of every proto in proto/, written by `npm run proto:gen`. */
+export const descriptorSetPath = path.join(__dirname, '..', 'descriptors.binpb');

@@ -1,0 +1,97 @@
+// A grpc-js server with grpc.health.v1 and server reflection, and handlers written as async
+// functions: the adapter answers exactly once, and every error goes through toGrpcStatus.
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { descriptorSetPath } from '@hookline/proto';
+import { toGrpcStatus } from './errors';
+import type { Logger } from './logger';
+
+type UnaryDefinition = grpc.MethodDefinition<unknown, unknown>;
+export type AsyncUnary<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
+
+/** Async handlers keyed by the method names of a ts-proto generated service definition. */
+export type AsyncService<S extends grpc.UntypedServiceImplementation> = {
+  [K in keyof S]: S[K] extends grpc.handleUnaryCall<infer Req, infer Res> ? AsyncUnary<Req, Res> : never;
+};
+
+export type HealthStatus = 'SERVING' | 'NOT_SERVING';
+
+export class GrpcServer {
+  readonly server = new grpc.Server({
+    'grpc.max_receive_message_length': 8 * 1024 * 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  private readonly health = new HealthImplementation({ '': 'NOT_SERVING' });
+  private readonly serviceNames: string[] = [];
+
+  constructor(private readonly log: Logger) {
+    this.health.addToServer(this.server);
+    const descriptors = loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath));
+    new ReflectionService(descriptors).addToServer(this.server);
+  }
+
+  /** Adds a service whose handlers are async functions. */
+  add<S extends grpc.UntypedServiceImplementation>(
+    definition: grpc.ServiceDefinition<S>,
+    name: string,
+    handlers: AsyncService<S>,
+  ): void {
+    const impl: grpc.UntypedServiceImplementation = {};
+    for (const [method, def] of Object.entries(definition) as [string, UnaryDefinition][]) {
+      const handler = (handlers as Record<string, AsyncUnary<unknown, unknown>>)[method];
+      if (!handler) throw new Error(`no handler for ${name}.${method}`);
+      impl[method] = this.adapt(`${name}/${def.path.split('/').pop()}`, handler);
+    }
+    this.server.addService(definition as grpc.ServiceDefinition, impl);
+    this.serviceNames.push(name);
+  }
+
+  private adapt(rpc: string, handler: AsyncUnary<unknown, unknown>): grpc.handleUnaryCall<unknown, unknown> {
+    return (call, callback) => {
+      handler(call.request, call).then(
+        (response) => callback(null, response),
+        (err: unknown) => {
+          const s = toGrpcStatus(err, (ref, cause) => this.log.error({ rpc, ref, err: cause }, 'request failed'));
+          if (s.code !== grpc.status.INTERNAL) this.log.info({ rpc, code: grpc.status[s.code], reason: s.details }, 'request rejected');
+          callback({ code: s.code, details: s.details, metadata: s.metadata });
+        },
+      );
+    };
+  }
+
+  /** Binds host:port (port 0 picks a free one) and returns the bound port. */
+  async listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      );
+    });
+  }
+
+  /** Sets overall and per-service health (grpc.health.v1). */
+  setHealth(state: HealthStatus): void {
+    this.health.setStatus('', state);
+    for (const name of this.serviceNames) this.health.setStatus(name, state);
+  }
+
+  /** Stops accepting calls, lets running ones finish, and forces the rest at the deadline. */
+  async shutdown(deadlineMs: number): Promise<void> {
+    this.setHealth('NOT_SERVING');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, deadlineMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+/** A deadline `ms` from now, for every client call (grpc-js has no default deadline). */
+export const deadlineIn = (ms: number): Date => new Date(Date.now() + ms);
