@@ -14,7 +14,7 @@ export type AsyncUnary<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req
 
 /** Async handlers keyed by the method names of a ts-proto generated service definition. */
 export type AsyncService<S extends grpc.UntypedServiceImplementation> = {
-  [K in keyof S]: S[K] extends grpc.handleUnaryCall<infer Req, infer Res> ? AsyncUnary<Req, Res> : never;
+  [K in keyof S as string extends K ? never : K]: S[K] extends grpc.handleUnaryCall<infer Req, infer Res> ? AsyncUnary<Req, Res> : never;
 };
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING';

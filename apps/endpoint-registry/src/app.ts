@@ -1,0 +1,66 @@
+// Composition root: build dependencies in a fixed, logged order; undo them in reverse.
+import mongoose from 'mongoose';
+import { endpointsV1 } from '@hookline/proto';
+import { createLogger, GrpcServer, Lifecycle, type Logger } from '@hookline/service-kit';
+import { allTopics, createKafka, createProducer, ensureTopics } from '@hookline/kafka';
+import { AllowList } from '@hookline/url-policy';
+import type { RegistryConfig } from './config';
+import { KafkaChangeNotifier } from './changes';
+import { registryService } from './grpc/registry-service';
+import { SecretBox } from './secrets/secret-box';
+import { registryModels } from './store/models';
+
+export interface RegistryApp {
+  /** Resolves once the gRPC port is bound and the service reports SERVING. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** The bound gRPC port (after start). */
+  readonly port: number;
+  readonly log: Logger;
+}
+
+export function createApp(config: RegistryConfig, log: Logger = createLogger('endpoint-registry', config.logLevel)): RegistryApp {
+  const life = new Lifecycle(log);
+  let port = 0;
+  return {
+    log,
+    get port() {
+      return port;
+    },
+    async start() {
+      log.info({ db: config.mongoDatabase }, 'connecting to MongoDB');
+      const db = mongoose.createConnection(config.mongoUri, { dbName: config.mongoDatabase, serverSelectionTimeoutMS: 5_000 });
+      life.defer('mongodb', () => db.close());
+      await db.asPromise();
+      const models = registryModels(db);
+      await models.endpoints.createIndexes();
+      await models.eventTypes.createIndexes();
+
+      log.info({ brokers: config.kafka.brokers }, 'connecting to Kafka');
+      const kafka = createKafka(config.kafka, log);
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        await ensureTopics(admin, allTopics(config.kafka), config.kafka.replicationFactor);
+      } finally {
+        await admin.disconnect();
+      }
+      const producer = createProducer(kafka);
+      life.defer('kafka producer', () => producer.disconnect());
+      await producer.connect();
+
+      const server = new GrpcServer(log);
+      server.add(endpointsV1.EndpointRegistryServiceService, 'webhooks.endpoints.v1.EndpointRegistryService', registryService({
+        models,
+        box: new SecretBox(config.secretKeys, config.activeSecretKeyId),
+        allow: new AllowList(config.targetAllowList),
+        changes: new KafkaChangeNotifier(producer, config.kafka.topics.endpointChanges.name, log),
+      }));
+      port = await server.listen(config.grpcHost, config.grpcPort);
+      life.defer('grpc server', () => server.shutdown(5_000));
+      server.setHealth('SERVING');
+      log.info({ host: config.grpcHost, port }, 'endpoint-registry serving gRPC');
+    },
+    stop: () => life.stop(),
+  };
+}

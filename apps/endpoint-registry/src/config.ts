@@ -1,0 +1,49 @@
+// The only reader of process.env in endpoint-registry. Every key, its default and meaning is in
+// the README's configuration table.
+import { EnvReader } from '@hookline/service-kit';
+import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
+import { AllowList } from '@hookline/url-policy';
+
+export interface RegistryConfig {
+  grpcHost: string;
+  /** 0 picks a free port (tests). */
+  grpcPort: number;
+  logLevel: string;
+  mongoUri: string;
+  mongoDatabase: string;
+  kafka: KafkaSettings;
+  /** AES-256-GCM keys by id; the active one encrypts, all of them decrypt. */
+  secretKeys: Map<string, Buffer>;
+  activeSecretKeyId: string;
+  /** CIDRs and host names allowed although not public. Empty in production. */
+  targetAllowList: string[];
+}
+
+export function loadConfig(env: Record<string, string | undefined>): RegistryConfig {
+  const r = new EnvReader(env);
+  const keysRaw = r.string('SECRET_ENCRYPTION_KEYS');
+  const secretKeys = new Map<string, Buffer>();
+  for (const entry of keysRaw.split(',').filter(Boolean)) {
+    const [id, b64] = entry.split(':');
+    const key = Buffer.from(b64 ?? '', 'base64');
+    if (!id || key.length !== 32) r.problem(`SECRET_ENCRYPTION_KEYS entry "${id ?? ''}" must be <key-id>:<base64 of 32 bytes>`);
+    else secretKeys.set(id.trim(), key);
+  }
+  const activeSecretKeyId = r.string('SECRET_ENCRYPTION_ACTIVE_KEY', [...secretKeys.keys()][0] ?? '');
+  if (secretKeys.size > 0 && !secretKeys.has(activeSecretKeyId)) r.problem(`SECRET_ENCRYPTION_ACTIVE_KEY=${activeSecretKeyId} is not one of the key ids in SECRET_ENCRYPTION_KEYS`);
+  const targetAllowList = r.list('TARGET_ALLOWLIST');
+  for (const p of AllowList.validate(targetAllowList)) r.problem(`TARGET_ALLOWLIST: ${p}`);
+  const config: RegistryConfig = {
+    grpcHost: r.string('GRPC_HOST', '0.0.0.0'),
+    grpcPort: r.int('GRPC_PORT', 50051, { min: 0, max: 65535 }),
+    logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    mongoUri: r.string('MONGODB_URI', 'mongodb://127.0.0.1:27027/'),
+    mongoDatabase: r.string('MONGODB_DATABASE', 'hookline_registry'),
+    kafka: readKafkaSettings(r, 'endpoint-registry'),
+    secretKeys,
+    activeSecretKeyId,
+    targetAllowList,
+  };
+  r.done();
+  return config;
+}

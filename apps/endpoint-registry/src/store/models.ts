@@ -1,0 +1,89 @@
+// The registry's collections. Only this service reads or writes them.
+import { Schema, type Connection, type Model } from 'mongoose';
+import type { SealedSecret } from '../secrets/secret-box';
+
+export interface StoredSecret extends SealedSecret {
+  /** null for the current secret; set for a previous one in its grace period. */
+  expiresAt: Date | null;
+}
+
+export interface EndpointDoc {
+  _id: string;
+  workspaceId: string;
+  url: string;
+  description: string;
+  enabled: boolean;
+  disabledReason: string;
+  subscription: { all: boolean; types: string[] };
+  standardWebhooks: boolean;
+  secrets: StoredSecret[];
+  /** Client request id of the create call; the endpoint id when none was given (unique index). */
+  requestId: string;
+  createdAt: Date;
+  updatedAt: Date;
+  version: number;
+}
+
+export interface EventTypeDoc {
+  _id: string;
+  description: string;
+  schemaJson: string;
+  exampleJson: string;
+  deprecated: boolean;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const secretSchema = new Schema<StoredSecret>(
+  { kid: String, iv: Buffer, ct: Buffer, tag: Buffer, expiresAt: { type: Date, default: null } },
+  { _id: false },
+);
+
+export interface RegistryModels {
+  endpoints: Model<EndpointDoc>;
+  eventTypes: Model<EventTypeDoc>;
+}
+
+export function registryModels(db: Connection): RegistryModels {
+  const endpointSchema = new Schema<EndpointDoc>(
+    {
+      _id: String,
+      workspaceId: { type: String, required: true },
+      url: { type: String, required: true },
+      description: { type: String, default: '' },
+      enabled: { type: Boolean, default: true },
+      disabledReason: { type: String, default: '' },
+      subscription: { all: { type: Boolean, default: true }, types: { type: [String], default: [] } },
+      standardWebhooks: { type: Boolean, default: false },
+      secrets: { type: [secretSchema], default: [] },
+      requestId: { type: String, required: true },
+      createdAt: Date,
+      updatedAt: Date,
+      version: { type: Number, default: 1 },
+    },
+    { collection: 'endpoints', versionKey: false, autoIndex: false },
+  );
+  // Pagination and workspace scoping; subscriber resolution; idempotent create.
+  endpointSchema.index({ workspaceId: 1, _id: 1 });
+  endpointSchema.index({ workspaceId: 1, requestId: 1 }, { unique: true });
+
+  const eventTypeSchema = new Schema<EventTypeDoc>(
+    {
+      _id: String,
+      description: { type: String, default: '' },
+      schemaJson: { type: String, required: true },
+      exampleJson: { type: String, required: true },
+      deprecated: { type: Boolean, default: false },
+      version: { type: Number, default: 1 },
+      createdAt: Date,
+      updatedAt: Date,
+    },
+    { collection: 'event_types', versionKey: false, autoIndex: false },
+  );
+
+  return {
+    endpoints: db.model<EndpointDoc>('Endpoint', endpointSchema),
+    eventTypes: db.model<EventTypeDoc>('EventType', eventTypeSchema),
+  };
+}

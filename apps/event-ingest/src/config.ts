@@ -1,0 +1,38 @@
+// The only reader of process.env in event-ingest. See the README's configuration table.
+import { EnvReader } from '@hookline/service-kit';
+import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
+
+export interface IngestConfig {
+  grpcHost: string;
+  grpcPort: number;
+  logLevel: string;
+  mongoUri: string;
+  mongoDatabase: string;
+  kafka: KafkaSettings;
+  /** host:port of endpoint-registry (event-type catalog). */
+  registryAddress: string;
+  /** Payloads above this many bytes are refused. Default 256 KiB. */
+  maxPayloadBytes: number;
+  /** How long an idempotency key is remembered. Default 24 h. */
+  idempotencyWindowMs: number;
+  /** How long a fetched event type is trusted before it is fetched again. Default 30 s. */
+  catalogTtlMs: number;
+}
+
+export function loadConfig(env: Record<string, string | undefined>): IngestConfig {
+  const r = new EnvReader(env);
+  const config: IngestConfig = {
+    grpcHost: r.string('GRPC_HOST', '0.0.0.0'),
+    grpcPort: r.int('GRPC_PORT', 50052, { min: 0, max: 65535 }),
+    logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    mongoUri: r.string('MONGODB_URI', 'mongodb://127.0.0.1:27027/'),
+    mongoDatabase: r.string('MONGODB_DATABASE', 'hookline_ingest'),
+    kafka: readKafkaSettings(r, 'event-ingest'),
+    registryAddress: r.string('REGISTRY_ADDRESS', '127.0.0.1:50051'),
+    maxPayloadBytes: r.int('MAX_PAYLOAD_BYTES', 256 * 1024, { min: 1024, max: 4 * 1024 * 1024 }),
+    idempotencyWindowMs: r.int('IDEMPOTENCY_WINDOW_SECONDS', 24 * 3600, { min: 60, max: 30 * 24 * 3600 }) * 1000,
+    catalogTtlMs: r.int('CATALOG_CACHE_SECONDS', 30, { min: 1, max: 3600 }) * 1000,
+  };
+  r.done();
+  return config;
+}
