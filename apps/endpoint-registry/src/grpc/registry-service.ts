@@ -376,8 +376,11 @@ export function registryService(deps: RegistryDeps): Service {
       const p = eventTypeProblem(req.eventType);
       if (p) v.add('event_type', p);
       v.throwIfAny();
+      const filter = req.endpointId
+        ? { workspaceId: req.workspaceId, enabled: true, _id: req.endpointId }
+        : { workspaceId: req.workspaceId, enabled: true, $or: [{ 'subscription.all': true }, { 'subscription.types': req.eventType }] };
       const docs = await models.endpoints
-        .find({ workspaceId: req.workspaceId, enabled: true, $or: [{ 'subscription.all': true }, { 'subscription.types': req.eventType }] })
+        .find(filter)
         .sort({ _id: 1 })
         .lean<EndpointDoc[]>();
       const at = now();

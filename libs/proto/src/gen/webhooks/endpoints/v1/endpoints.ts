@@ -333,6 +333,11 @@ export interface ResolveSubscribersRequest {
   workspaceId: string;
   /** Event type name. */
   eventType: string;
+  /**
+   * Optional: answer for this endpoint only, whether or not it subscribes to event_type
+   * (test sends, retries). Still only if enabled.
+   */
+  endpointId: string;
 }
 
 /** A secret a dispatcher signs with. */
@@ -3519,7 +3524,7 @@ export const DeprecateEventTypeResponse: MessageFns<DeprecateEventTypeResponse> 
 };
 
 function createBaseResolveSubscribersRequest(): ResolveSubscribersRequest {
-  return { workspaceId: "", eventType: "" };
+  return { workspaceId: "", eventType: "", endpointId: "" };
 }
 
 export const ResolveSubscribersRequest: MessageFns<ResolveSubscribersRequest> = {
@@ -3529,6 +3534,9 @@ export const ResolveSubscribersRequest: MessageFns<ResolveSubscribersRequest> = 
     }
     if (message.eventType !== "") {
       writer.uint32(18).string(message.eventType);
+    }
+    if (message.endpointId !== "") {
+      writer.uint32(26).string(message.endpointId);
     }
     return writer;
   },
@@ -3562,6 +3570,14 @@ export const ResolveSubscribersRequest: MessageFns<ResolveSubscribersRequest> = 
             message.eventType = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.endpointId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3586,6 +3602,11 @@ export const ResolveSubscribersRequest: MessageFns<ResolveSubscribersRequest> = 
         : isSet(object.event_type)
         ? globalThis.String(object.event_type)
         : "",
+      endpointId: isSet(object.endpointId)
+        ? globalThis.String(object.endpointId)
+        : isSet(object.endpoint_id)
+        ? globalThis.String(object.endpoint_id)
+        : "",
     };
   },
 
@@ -3597,6 +3618,9 @@ export const ResolveSubscribersRequest: MessageFns<ResolveSubscribersRequest> = 
     if (message.eventType !== "") {
       obj.eventType = message.eventType;
     }
+    if (message.endpointId !== "") {
+      obj.endpointId = message.endpointId;
+    }
     return obj;
   },
 
@@ -3607,6 +3631,7 @@ export const ResolveSubscribersRequest: MessageFns<ResolveSubscribersRequest> = 
     const message = createBaseResolveSubscribersRequest();
     message.workspaceId = object.workspaceId ?? "";
     message.eventType = object.eventType ?? "";
+    message.endpointId = object.endpointId ?? "";
     return message;
   },
 };

@@ -1,0 +1,79 @@
+// The only reader of process.env in the dispatcher. See the README's configuration table.
+import { EnvReader } from '@hookline/service-kit';
+import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
+import { AllowList } from '@hookline/url-policy';
+import { parseSchedule } from './delivery/retry-policy';
+
+export interface DispatcherConfig {
+  grpcHost: string;
+  grpcPort: number;
+  logLevel: string;
+  mongoUri: string;
+  mongoDatabase: string;
+  kafka: KafkaSettings;
+  /** Consumer group shared by all dispatcher replicas. */
+  consumerGroup: string;
+  registryAddress: string;
+  /** CIDRs and host names that may be targeted although not public. Empty in production. */
+  targetAllowList: string[];
+  /** Whole-attempt budget: connect, TLS, headers and body. Default 10 s (the product promise). */
+  attemptTimeoutMs: number;
+  /** Delays before each retry; the first attempt is immediate. */
+  retrySchedule: number[];
+  /** ± fraction of each delay, so synchronized failures do not retry in lockstep. Default 0.2. */
+  retryJitter: number;
+  /** Deliveries in flight at once, all endpoints. Default 256. */
+  maxInFlight: number;
+  /** Deliveries in flight to one endpoint (also its connection pool size). Default 16. */
+  maxInFlightPerEndpoint: number;
+  /** How often due retries are looked for. Default 1 s. */
+  schedulerIntervalMs: number;
+  /** How long a claimed delivery belongs to this replica before others may take it. Default 60 s. */
+  leaseMs: number;
+  /** How long resolved subscribers are trusted without a change notice. Default 30 s. */
+  subscriberCacheMs: number;
+  /** Response bodies kept in attempt records, in bytes. Default 16 KiB. */
+  responseBodyLimit: number;
+  /** How long attempts, events and finished deliveries are kept. Default 30 days. */
+  retentionMs: number;
+  /** Endpoints failing without a success for this long are disabled. Default 5 days. */
+  autoDisableAfterMs: number;
+}
+
+const DEFAULT_SCHEDULE = '5s,5m,30m,2h,5h,10h,10h';
+
+export function loadConfig(env: Record<string, string | undefined>): DispatcherConfig {
+  const r = new EnvReader(env);
+  const targetAllowList = r.list('TARGET_ALLOWLIST');
+  for (const p of AllowList.validate(targetAllowList)) r.problem(`TARGET_ALLOWLIST: ${p}`);
+  let retrySchedule: number[] = [];
+  try {
+    retrySchedule = parseSchedule(r.string('RETRY_SCHEDULE', DEFAULT_SCHEDULE));
+  } catch (err) {
+    r.problem(`RETRY_SCHEDULE: ${(err as Error).message}`);
+  }
+  const config: DispatcherConfig = {
+    grpcHost: r.string('GRPC_HOST', '0.0.0.0'),
+    grpcPort: r.int('GRPC_PORT', 50053, { min: 0, max: 65535 }),
+    logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    mongoUri: r.string('MONGODB_URI', 'mongodb://127.0.0.1:27027/'),
+    mongoDatabase: r.string('MONGODB_DATABASE', 'hookline_dispatcher'),
+    kafka: readKafkaSettings(r, 'dispatcher'),
+    consumerGroup: r.string('KAFKA_CONSUMER_GROUP', 'hookline-dispatcher'),
+    registryAddress: r.string('REGISTRY_ADDRESS', '127.0.0.1:50051'),
+    targetAllowList,
+    attemptTimeoutMs: r.int('ATTEMPT_TIMEOUT_MS', 10_000, { min: 100, max: 60_000 }),
+    retrySchedule,
+    retryJitter: r.int('RETRY_JITTER_PERCENT', 20, { min: 0, max: 50 }) / 100,
+    maxInFlight: r.int('MAX_IN_FLIGHT', 256, { min: 1, max: 10_000 }),
+    maxInFlightPerEndpoint: r.int('MAX_IN_FLIGHT_PER_ENDPOINT', 16, { min: 1, max: 1_000 }),
+    schedulerIntervalMs: r.int('SCHEDULER_INTERVAL_MS', 1_000, { min: 50, max: 60_000 }),
+    leaseMs: r.int('LEASE_MS', 60_000, { min: 1_000, max: 3_600_000 }),
+    subscriberCacheMs: r.int('SUBSCRIBER_CACHE_MS', 30_000, { min: 0, max: 3_600_000 }),
+    responseBodyLimit: r.int('RESPONSE_BODY_LIMIT_BYTES', 16 * 1024, { min: 0, max: 1024 * 1024 }),
+    retentionMs: r.int('RETENTION_DAYS', 30, { min: 1, max: 365 }) * 24 * 3600 * 1000,
+    autoDisableAfterMs: r.int('AUTO_DISABLE_AFTER_HOURS', 5 * 24, { min: 1, max: 90 * 24 }) * 3600 * 1000,
+  };
+  r.done();
+  return config;
+}

@@ -1,0 +1,160 @@
+// One HTTP attempt with undici: SSRF-vetted connect, 10 s for everything, redirects never
+// followed, response body read up to a limit. Returns a typed result; never throws for
+// anything the endpoint or the network does.
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP, type LookupFunction } from 'node:net';
+import { Agent, errors as undiciErrors, request } from 'undici';
+import { addressRefusal, stripBrackets, type AllowList } from '@hookline/url-policy';
+
+export interface HttpRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export type HttpResult =
+  | {
+      kind: 'response';
+      status: number;
+      headers: Record<string, string>;
+      body: string;
+      bodyTruncated: boolean;
+      durationMs: number;
+      resolvedIp: string;
+    }
+  | { kind: 'error'; error: string; refused: boolean; durationMs: number; resolvedIp: string };
+
+/** Resolves a host to every address (injectable so tests can stub DNS). */
+export type Resolver = (host: string) => Promise<LookupAddress[]>;
+
+export const systemResolver: Resolver = (host) =>
+  new Promise((resolve, reject) => dnsLookup(host, { all: true, verbatim: true }, (err, addrs) => (err ? reject(err) : resolve(addrs))));
+
+class RefusedTarget extends Error {
+  override name = 'RefusedTarget';
+  readonly code = 'EHOOKLINE_REFUSED';
+}
+
+export interface HttpAttempterOptions {
+  allow: AllowList;
+  timeoutMs: number;
+  bodyLimit: number;
+  connectionsPerOrigin: number;
+  resolver?: Resolver;
+  /** Extra CA certificates (PEM) to trust besides the system store. */
+  ca?: string[];
+}
+
+export class HttpAttempter {
+  private readonly agent: Agent;
+  /** Address each host was last connected to, for the attempt record. */
+  private readonly lastAddress = new Map<string, string>();
+  private readonly resolver: Resolver;
+
+  constructor(private readonly opts: HttpAttempterOptions) {
+    this.resolver = opts.resolver ?? systemResolver;
+    this.agent = new Agent({
+      connections: opts.connectionsPerOrigin,
+      keepAliveTimeout: 30_000,
+      connect: {
+        timeout: opts.timeoutMs,
+        // Resolve once, refuse if ANY address is non-public (a name that also points inside is
+        // hostile), and hand net.connect only the vetted address.
+        lookup: ((hostname, options, callback) => {
+          this.vet(hostname).then(
+            (addr) => {
+              this.lastAddress.set(hostname, addr.address);
+              if (options.all) callback(null, [addr]);
+              else callback(null, addr.address, addr.family);
+            },
+            (err: unknown) => callback(err as NodeJS.ErrnoException, '', 0),
+          );
+        }) as LookupFunction,
+        ...(opts.ca ? { ca: opts.ca } : {}),
+      },
+    });
+  }
+
+  private async vet(hostname: string): Promise<LookupAddress> {
+    const host = stripBrackets(hostname);
+    const family = isIP(host);
+    const addrs = family ? [{ address: host, family }] : await this.resolver(host);
+    if (addrs.length === 0) throw new RefusedTarget(`${host} has no addresses`);
+    for (const a of addrs) {
+      const why = addressRefusal(a.address, this.opts.allow);
+      if (why) throw new RefusedTarget(`refused target ${host}: ${why}`);
+    }
+    return addrs[0]!;
+  }
+
+  async send(req: HttpRequest): Promise<HttpResult> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    let host = '';
+    try {
+      const url = new URL(req.url);
+      host = stripBrackets(url.hostname);
+      // IP literals never reach the lookup hook: vet them here.
+      if (isIP(host)) {
+        await this.vet(host);
+        this.lastAddress.set(url.hostname, host);
+      }
+      const signal = AbortSignal.timeout(this.opts.timeoutMs);
+      const res = await request(url, {
+        method: 'POST',
+        headers: req.headers,
+        body: req.body,
+        dispatcher: this.agent,
+        signal,
+        headersTimeout: this.opts.timeoutMs,
+        bodyTimeout: this.opts.timeoutMs,
+      });
+      const { text, truncated } = await readLimited(res.body, this.opts.bodyLimit);
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+      return { kind: 'response', status: res.statusCode, headers, body: text, bodyTruncated: truncated, durationMs: elapsed(), resolvedIp: this.lastAddress.get(url.hostname) ?? '' };
+    } catch (err) {
+      return { kind: 'error', error: describe(err, this.opts.timeoutMs), refused: isRefused(err), durationMs: elapsed(), resolvedIp: this.lastAddress.get(host) ?? '' };
+    }
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+}
+
+async function readLimited(body: AsyncIterable<Buffer> & { destroy(): void }, limit: number): Promise<{ text: string; truncated: boolean }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size > limit) {
+      // Stop reading: the rest of a large body is not worth the time or memory.
+      body.destroy();
+      return { text: Buffer.concat(chunks).subarray(0, limit).toString('utf8'), truncated: true };
+    }
+  }
+  return { text: Buffer.concat(chunks).toString('utf8'), truncated: false };
+}
+
+function isRefused(err: unknown): boolean {
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = e.cause, i++) if (e instanceof RefusedTarget) return true;
+  return false;
+}
+
+/** A short, secret-free reason for the attempt log. */
+function describe(err: unknown, timeoutMs: number): string {
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = e.cause, i++) {
+    if (e instanceof RefusedTarget) return e.message;
+    if (e.name === 'TimeoutError' || e instanceof undiciErrors.HeadersTimeoutError || e instanceof undiciErrors.BodyTimeoutError || e instanceof undiciErrors.ConnectTimeoutError) {
+      return `timed out after ${timeoutMs} ms`;
+    }
+    const code = (e as { code?: string }).code;
+    if (code === 'ECONNREFUSED') return 'connection refused';
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host name could not be resolved';
+    if (code === 'ECONNRESET' || e instanceof undiciErrors.SocketError) return 'connection reset by the endpoint';
+    if (code && /CERT|SSL|TLS|ERR_TLS/.test(code)) return `TLS error (${code})`;
+  }
+  return err instanceof Error ? `request failed: ${err.message.slice(0, 200)}` : 'request failed';
+}

@@ -1,0 +1,179 @@
+// One delivery attempt in named stages: prepare (sign, headers) → attempt (HTTP) → record
+// (attempt log, delivery state, endpoint health). `decide` is the one place that turns an
+// attempt's result into succeed / retry / fail.
+import { signature256, standardSignatureHeader } from '@hookline/signing';
+import { timeOrderedId, type Logger } from '@hookline/service-kit';
+import { webhookBody } from '@hookline/schemas';
+import type { HttpAttempter, HttpRequest, HttpResult } from './http-attempt';
+import { parseRetryAfter, type RetryPolicy } from './retry-policy';
+import type { AttemptDoc, DeliveryDoc, DispatcherModels } from '../store/models';
+import type { Subscriber, SubscriberSource } from '../subscribers/subscriber-cache';
+
+export const USER_AGENT = 'Hookline-Webhooks/0.1';
+
+export interface EventData {
+  id: string;
+  workspaceId: string;
+  type: string;
+  createdAt: Date;
+  payload: Buffer;
+}
+
+export type AttemptResult = { kind: 'delivered' } | { kind: 'failed'; retryable: boolean; reason: string; retryAfterMs?: number; gone?: boolean };
+
+export type Decision =
+  | { kind: 'succeeded' }
+  | { kind: 'retry'; at: Date; reason: string }
+  | { kind: 'failed'; reason: string; disableEndpoint?: 'gone' };
+
+/** What the pipeline needs from the registry besides subscribers. */
+export interface EndpointControl {
+  disable(workspaceId: string, endpointId: string, reason: 'gone' | 'failing'): Promise<void>;
+}
+
+/** Builds the exact request: body bytes, then signatures over those bytes. */
+export function prepare(event: EventData, sub: Subscriber, nowMs: number): HttpRequest {
+  const body = webhookBody({ id: event.id, type: event.type, createdAt: event.createdAt, payload: event.payload });
+  const timestamp = Math.floor(nowMs / 1000);
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'user-agent': USER_AGENT,
+    'x-webhook-id': event.id,
+    'x-webhook-event': event.type,
+    'x-webhook-timestamp': String(timestamp),
+    // The newest secret signs X-Signature-256 (one value fits the product's receiver snippet);
+    // during a rotation grace period Standard Webhooks headers carry every active secret.
+    'x-signature-256': signature256(body, sub.secrets[0] ?? ''),
+  };
+  if (sub.standardWebhooks) {
+    headers['webhook-id'] = event.id;
+    headers['webhook-timestamp'] = String(timestamp);
+    headers['webhook-signature'] = standardSignatureHeader({ id: event.id, timestamp, body }, sub.secrets);
+  }
+  return { url: sub.url, headers, body };
+}
+
+/** 2xx is success; 3xx is failure (never followed); 410 means "stop sending". */
+export function classify(result: HttpResult, nowMs: number): AttemptResult {
+  if (result.kind === 'error') return { kind: 'failed', retryable: true, reason: result.error };
+  const s = result.status;
+  if (s >= 200 && s < 300) return { kind: 'delivered' };
+  if (s === 410) return { kind: 'failed', retryable: false, gone: true, reason: 'endpoint answered 410 Gone' };
+  const retryAfterMs = s === 429 || s === 503 ? parseRetryAfter(result.headers['retry-after'], nowMs) : undefined;
+  const reason = s >= 300 && s < 400 ? `redirect ${s} not followed` : `endpoint answered ${s}`;
+  return retryAfterMs === undefined ? { kind: 'failed', retryable: true, reason } : { kind: 'failed', retryable: true, reason, retryAfterMs };
+}
+
+export function decide(result: AttemptResult, attemptsMade: number, policy: RetryPolicy, nowMs: number): Decision {
+  if (result.kind === 'delivered') return { kind: 'succeeded' };
+  if (result.gone) return { kind: 'failed', reason: result.reason, disableEndpoint: 'gone' };
+  const delay = result.retryable ? policy.nextDelay(attemptsMade, result.retryAfterMs) : null;
+  if (delay === null) return { kind: 'failed', reason: `${result.reason}; no retries left after ${attemptsMade} attempts` };
+  return { kind: 'retry', at: new Date(nowMs + delay), reason: result.reason };
+}
+
+export function attemptDoc(
+  base: { workspaceId: string; endpointId: string; eventId: string; eventType: string; kind: 'live' | 'test'; attemptNumber: number; url: string },
+  req: HttpRequest,
+  result: HttpResult,
+  succeeded: boolean,
+  startedAt: Date,
+  retentionMs: number,
+): AttemptDoc {
+  const common = {
+    _id: timeOrderedId('att', startedAt.getTime()),
+    ...base,
+    outcome: succeeded ? ('succeeded' as const) : ('failed' as const),
+    requestHeaders: req.headers,
+    resolvedIp: result.resolvedIp,
+    durationMs: result.durationMs,
+    createdAt: startedAt,
+    expiresAt: new Date(startedAt.getTime() + retentionMs),
+  };
+  if (result.kind === 'error') return { ...common, responseStatus: 0, responseHeaders: {}, responseBody: '', responseBodyTruncated: false, error: result.error };
+  return { ...common, responseStatus: result.status, responseHeaders: result.headers, responseBody: result.body, responseBodyTruncated: result.bodyTruncated, error: '' };
+}
+
+export interface PipelineDeps {
+  models: DispatcherModels;
+  http: HttpAttempter;
+  subscribers: SubscriberSource;
+  policy: RetryPolicy;
+  control: EndpointControl;
+  owner: string;
+  retentionMs: number;
+  autoDisableAfterMs: number;
+  log: Logger;
+  now?: () => number;
+}
+
+export class DeliveryPipeline {
+  private readonly now: () => number;
+  constructor(private readonly d: PipelineDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  /** Runs one attempt of a leased delivery and records its outcome. Throws only on storage faults. */
+  async run(delivery: DeliveryDoc, event: EventData): Promise<Decision> {
+    const subs = await this.d.subscribers.resolve(delivery.workspaceId, delivery.eventType);
+    const sub = subs.find((s) => s.endpointId === delivery.endpointId);
+    if (!sub) {
+      // Deleted, disabled or unsubscribed since the event arrived: nothing to send to.
+      const decision: Decision = { kind: 'failed', reason: 'endpoint deleted, disabled or no longer subscribed' };
+      await this.recordDelivery(delivery, decision, delivery.attemptCount);
+      return decision;
+    }
+    const startedAt = new Date(this.now());
+    const req = prepare(event, sub, startedAt.getTime());
+    const result = await this.d.http.send(req);
+    const attemptsMade = delivery.attemptCount + 1;
+    const decision = decide(classify(result, this.now()), attemptsMade, this.d.policy, this.now());
+    const base = { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, eventId: event.id, eventType: event.type, kind: 'live' as const, attemptNumber: attemptsMade, url: sub.url };
+    await this.d.models.attempts.create(attemptDoc(base, req, result, decision.kind === 'succeeded', startedAt, this.d.retentionMs));
+    await this.recordDelivery(delivery, decision, attemptsMade);
+    await this.recordHealth(delivery, decision.kind === 'succeeded');
+    if (decision.kind === 'failed' && decision.disableEndpoint) await this.d.control.disable(delivery.workspaceId, delivery.endpointId, decision.disableEndpoint);
+    this.d.log.info(
+      { eventId: event.id, endpointId: delivery.endpointId, attempt: attemptsMade, outcome: decision.kind, status: result.kind === 'response' ? result.status : 0, ms: result.durationMs, reason: 'reason' in decision ? decision.reason : undefined },
+      'delivery attempt',
+    );
+    return decision;
+  }
+
+  private async recordDelivery(delivery: DeliveryDoc, decision: Decision, attemptsMade: number): Promise<void> {
+    const now = new Date(this.now());
+    const set =
+      decision.kind === 'retry'
+        ? { state: 'pending', nextAttemptAt: decision.at, lastError: decision.reason }
+        : decision.kind === 'succeeded'
+          ? { state: 'succeeded', nextAttemptAt: null, lastError: '' }
+          : { state: 'failed', nextAttemptAt: null, lastError: decision.reason };
+    // Only the lease holder writes; a replica that lost its lease leaves the record to the new owner.
+    await this.d.models.deliveries.updateOne(
+      { _id: delivery._id, leaseOwner: this.d.owner },
+      { $set: { ...set, attemptCount: attemptsMade, leaseOwner: '', leaseUntil: new Date(0), updatedAt: now } },
+    );
+  }
+
+  /** Tracks failure streaks; disables an endpoint failing with no success for autoDisableAfterMs. */
+  private async recordHealth(delivery: DeliveryDoc, succeeded: boolean): Promise<void> {
+    const _id = `${delivery.workspaceId}|${delivery.endpointId}`;
+    const now = new Date(this.now());
+    if (succeeded) {
+      await this.d.models.health.updateOne({ _id }, { $set: { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, lastSuccessAt: now, failingSince: null } }, { upsert: true });
+      return;
+    }
+    const doc = await this.d.models.health
+      .findOneAndUpdate({ _id }, { $setOnInsert: { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, lastSuccessAt: null, failingSince: now } }, { upsert: true, new: true })
+      .lean();
+    let since = doc?.failingSince ?? null;
+    if (!since) {
+      await this.d.models.health.updateOne({ _id, failingSince: null }, { $set: { failingSince: now } });
+      since = now;
+    }
+    if (now.getTime() - since.getTime() >= this.d.autoDisableAfterMs) {
+      this.d.log.warn({ endpointId: delivery.endpointId, workspaceId: delivery.workspaceId, failingSince: since }, 'endpoint auto-disabled after failing without success');
+      await this.d.control.disable(delivery.workspaceId, delivery.endpointId, 'failing');
+    }
+  }
+}
