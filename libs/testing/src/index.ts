@@ -1,0 +1,5 @@
+export * from './infra';
+export * from './tls';
+export * from './receiver';
+export * from './processes';
+export * from './rpc';
