@@ -1,0 +1,23 @@
+# shellcheck shell=bash
+# Shared by scripts/*.sh: repo root, Node 24 from node_modules, dependency install.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+# Install (or refresh) node_modules when missing or older than the lock file. The `node`
+# devDependency brings Node 24 into node_modules/.bin, ahead of the machine's node on PATH.
+ensure_deps() {
+  if [[ ! -x node_modules/.bin/node || ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+    echo "installing dependencies (npm ci)..." >&2
+    npm ci --no-audit --no-fund >&2
+  fi
+  export PATH="$REPO/node_modules/.bin:$PATH"
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  [[ "$major" == 24 ]] || { echo "error: expected Node 24 from node_modules/.bin, got $(node --version); run 'npm ci'" >&2; exit 1; }
+}
+
+build() {
+  echo "building (tsc -b)..." >&2
+  tsc -b tsconfig.build.json
+}
