@@ -131,6 +131,13 @@ describe('one event delivered end to end', () => {
     await new Promise((r) => setTimeout(r, 1_000));
     expect(receiver.on('/hook')).toHaveLength(1);
 
+    // Secrets and signatures never reach the logs of any service.
+    for (const s of services) {
+      expect(s.output()).not.toContain(created.secret);
+      expect(s.output()).not.toContain(header.slice('sha256='.length));
+      expect(s.output()).not.toContain('in_42');
+    }
+
     const attempts = await eventually(async () => {
       const res = await rpc(delivery.listAttempts.bind(delivery), { workspaceId, endpointId: created.endpoint!.id, kind: 0, outcome: 0, pageSize: 10, pageToken: '', eventId: '' });
       return res.attempts.length > 0 ? res.attempts : undefined;
