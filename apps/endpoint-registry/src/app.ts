@@ -8,6 +8,7 @@ import type { RegistryConfig } from './config';
 import { KafkaChangeNotifier } from './changes';
 import { registryService } from './grpc/registry-service';
 import { SecretBox } from './secrets/secret-box';
+import { EndpointLocks } from './store/endpoint-locks';
 import { registryModels } from './store/models';
 
 export interface RegistryApp {
@@ -35,6 +36,7 @@ export function createApp(config: RegistryConfig, log: Logger = createLogger('en
       const models = registryModels(db);
       await models.endpoints.createIndexes();
       await models.eventTypes.createIndexes();
+      await models.locks.createIndexes();
 
       log.info({ brokers: config.kafka.brokers }, 'connecting to Kafka');
       const kafka = createKafka(config.kafka, log);
@@ -55,6 +57,7 @@ export function createApp(config: RegistryConfig, log: Logger = createLogger('en
         box: new SecretBox(config.secretKeys, config.activeSecretKeyId),
         allow: new AllowList(config.targetAllowList),
         changes: new KafkaChangeNotifier(producer, config.kafka.topics.endpointChanges.name, log),
+        locks: new EndpointLocks(models.locks),
       }));
       port = await server.listen(config.grpcHost, config.grpcPort);
       life.defer('grpc server', () => server.shutdown(5_000));

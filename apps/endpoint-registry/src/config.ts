@@ -26,8 +26,11 @@ export function loadConfig(env: Record<string, string | undefined>): RegistryCon
   for (const entry of keysRaw.split(',').filter(Boolean)) {
     const [id, b64] = entry.split(':');
     const key = Buffer.from(b64 ?? '', 'base64');
-    if (!id || key.length !== 32) r.problem(`SECRET_ENCRYPTION_KEYS entry "${id ?? ''}" must be <key-id>:<base64 of 32 bytes>`);
-    else secretKeys.set(id.trim(), key);
+    const kid = (id ?? '').trim();
+    // Never echo the key material: name the entry by its id only.
+    if (!kid || key.length !== 32) r.problem(`SECRET_ENCRYPTION_KEYS entry "${kid}" must be <key-id>:<base64 of 32 bytes>`);
+    else if (secretKeys.has(kid)) r.problem(`SECRET_ENCRYPTION_KEYS lists key id "${kid}" twice`);
+    else secretKeys.set(kid, key);
   }
   const activeSecretKeyId = r.string('SECRET_ENCRYPTION_ACTIVE_KEY', [...secretKeys.keys()][0] ?? '');
   if (secretKeys.size > 0 && !secretKeys.has(activeSecretKeyId)) r.problem(`SECRET_ENCRYPTION_ACTIVE_KEY=${activeSecretKeyId} is not one of the key ids in SECRET_ENCRYPTION_KEYS`);

@@ -10,6 +10,7 @@ import { MongoIdempotencyStore } from './idempotency/idempotency-store';
 import { KafkaEventSink } from './publish/event-publisher';
 import { Ingestor } from './ingestor';
 import { ingestService } from './grpc/ingest-service';
+import { KafkaIngestConsumer } from './kafka-ingest/ingest-consumer';
 
 export interface IngestApp {
   start(): Promise<void>;
@@ -53,7 +54,21 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
       const registry = new endpointsV1.EndpointRegistryServiceClient(config.registryAddress, grpc.credentials.createInsecure());
       life.defer('registry client', () => registry.close());
       const catalog = new Catalog(new RegistryEventTypes(registry), config.catalogTtlMs);
-      const ingestor = new Ingestor(catalog, keys, new KafkaEventSink(producer, config.kafka.topics.events.name), config.maxPayloadBytes);
+      const ingestor = new Ingestor(catalog, keys, new KafkaEventSink(producer, config.kafka.topics.events.name, config.publishTimeoutMs), config.maxPayloadBytes, log);
+
+      if (config.kafkaIngestEnabled) {
+        // Registered after the producer, so it stops first: no record is mid-flight when the
+        // producer goes away (an interrupted record is simply re-read: offsets were not committed).
+        const ingest = new KafkaIngestConsumer(
+          kafka,
+          producer,
+          ingestor,
+          { topic: config.kafka.topics.ingest.name, dlqTopic: config.kafka.topics.ingestDlq.name, groupId: config.kafkaIngestGroup },
+          log.child({ component: 'kafka-ingest' }),
+        );
+        life.defer('kafka ingest consumer', () => ingest.stop());
+        await ingest.start();
+      }
 
       const server = new GrpcServer(log);
       server.add(eventsV1.EventIngestServiceService, 'webhooks.events.v1.EventIngestService', ingestService(ingestor));

@@ -1,28 +1,45 @@
-// The acceptance pipeline shared by the gRPC API and the Kafka ingest topic:
+// The acceptance pipeline shared by the gRPC API and the Kafka ingest topic, in named stages:
 // validate → claim idempotency keys → produce (acks=all) → mark published.
 import { status } from '@grpc/grpc-js';
 import type { eventsV1 } from '@hookline/proto';
 import { eventTypeProblem, workspaceIdProblem } from '@hookline/schemas';
-import { ServiceError, timeOrderedId, unavailable, Violations, type FieldViolation } from '@hookline/service-kit';
+import { ServiceError, timeOrderedId, unavailable, Violations, type FieldViolation, type Logger } from '@hookline/service-kit';
 import type { Catalog } from './catalog/catalog';
+import { asServiceError } from './errors';
 import type { IdempotencyStore } from './idempotency/idempotency-store';
-import type { AcceptedEvent, EventSink } from './publish/event-publisher';
+import { PartialPublishError, type AcceptedEvent, type EventSink } from './publish/event-publisher';
 
 export const MAX_IDEMPOTENCY_KEY = 256;
 export const MAX_BATCH = 1000;
 
 export type ItemOutcome = { ok: true; eventId: string; duplicate: boolean; createdAt: Date } | { ok: false; error: ServiceError };
 
+export interface PublishOptions {
+  /**
+   * Kafka path: items are a partition's messages in offset order, and the caller commits the
+   * leading run of finished items. So nothing at or after the first item that must be retried
+   * is published (it would be published again when the retry re-reads it); those items answer
+   * UNAVAILABLE. The gRPC batch leaves this off: its items are independent.
+   */
+  ordered?: boolean;
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+const notAttempted = () => unavailable('not attempted: an earlier item must be retried first');
+
+/** Small interface of what the Ingestor needs from the catalog (see STYLE rule 4). */
+type EventTypes = Pick<Catalog, 'get'>;
 
 export class Ingestor {
   constructor(
-    private readonly catalog: Catalog,
+    private readonly catalog: EventTypes,
     private readonly keys: IdempotencyStore,
     private readonly sink: EventSink,
     private readonly maxPayloadBytes: number,
-    /** How long a call waits for a concurrent call with the same key to finish (default 3 s). */
-    private readonly concurrentWaitMs = 3_000,
+    private readonly log?: Logger,
+    /** How long a call waits for a concurrent call with the same key to finish (default 5 s). */
+    private readonly concurrentWaitMs = 5_000,
   ) {}
 
   /** Every check PublishEvent makes, without publishing. Throws ServiceError. */
@@ -35,12 +52,20 @@ export class Ingestor {
     if (e.idempotencyKey.length > MAX_IDEMPOTENCY_KEY) v.add(`${prefix}.idempotency_key`, `must be at most ${MAX_IDEMPOTENCY_KEY} characters`);
     let payload: unknown;
     if (e.payload.length === 0) v.add(`${prefix}.payload`, 'is required: a JSON document');
-    else if (e.payload.length > this.maxPayloadBytes) v.add(`${prefix}.payload`, `is ${e.payload.length} bytes; the limit is ${this.maxPayloadBytes} bytes`);
+    else if (e.payload.length > this.maxPayloadBytes) v.add(`${prefix}.payload`, `is ${e.payload.length} bytes; the limit is ${this.maxPayloadBytes} bytes (${formatBytes(this.maxPayloadBytes)})`);
     else {
+      let text: string | undefined;
       try {
-        payload = JSON.parse(utf8.decode(e.payload));
-      } catch (err) {
-        v.add(`${prefix}.payload`, err instanceof SyntaxError ? `is not valid JSON (${err.message})` : 'is not valid UTF-8');
+        text = utf8.decode(e.payload);
+      } catch {
+        v.add(`${prefix}.payload`, 'is not valid UTF-8');
+      }
+      if (text !== undefined) {
+        try {
+          payload = JSON.parse(text);
+        } catch (err) {
+          v.add(`${prefix}.payload`, `is not valid JSON (${(err as Error).message})`);
+        }
       }
     }
     v.throwIfAny();
@@ -48,38 +73,38 @@ export class Ingestor {
     const problems = entry.validate(payload);
     if (problems.length > 0) {
       const violations: FieldViolation[] = problems.map((p) => ({ field: `${prefix}.payload${p.path}`, description: p.message }));
-      throw new ServiceError(status.INVALID_ARGUMENT, `payload does not match the schema of ${e.eventType}: ${violations.map((x) => `${x.field} ${x.description}`).join('; ')}`, violations);
+      throw new ServiceError(
+        status.INVALID_ARGUMENT,
+        `payload does not match the schema of ${e.eventType} (version ${entry.version}): ${violations.map((x) => `${x.field} ${x.description}`).join('; ')}`,
+        violations,
+      );
     }
   }
 
-  /** Validates and publishes each item independently; one result per item, in order. */
-  async publish(items: eventsV1.EventInput[], fieldPrefix: (i: number) => string): Promise<ItemOutcome[]> {
+  /** Validates and publishes each item; one result per item, in order. */
+  async publish(items: eventsV1.EventInput[], fieldPrefix: (i: number) => string, options: PublishOptions = {}): Promise<ItemOutcome[]> {
     const outcomes: (ItemOutcome | undefined)[] = new Array(items.length);
-    await Promise.all(
-      items.map(async (e, i) => {
-        try {
-          await this.validate(e, fieldPrefix(i));
-        } catch (err) {
-          outcomes[i] = { ok: false, error: asServiceError(err) };
-        }
-      }),
-    );
+    const fail = (i: number, err: unknown) => {
+      const error = asServiceError(err);
+      if (error.code === status.INTERNAL) this.log?.error({ err }, 'unexpected failure accepting an event');
+      outcomes[i] = { ok: false, error };
+    };
 
-    // Claim keys. A key repeated inside the batch is a duplicate of its first occurrence.
-    const toSend: AcceptedEvent[] = [];
-    const claimed: { i: number; workspaceId: string; key: string }[] = [];
+    // Stage 1: validate.
+    await Promise.all(items.map((e, i) => this.validate(e, fieldPrefix(i)).catch((err: unknown) => fail(i, err))));
+    let limit = options.ordered ? firstRetryable(outcomes, items.length) : items.length;
+
+    // Stage 2: claim keys. A key repeated inside the batch is a duplicate of its first occurrence.
+    const fresh: { i: number; event: AcceptedEvent; key?: string }[] = [];
     const firstInBatch = new Map<string, number>();
     const sameAs = new Map<number, number>();
     await Promise.all(
-      items.map(async (e, i) => {
+      items.slice(0, limit).map(async (e, i) => {
         if (outcomes[i]) return;
         const createdAt = new Date();
         const eventId = timeOrderedId('evt');
-        if (!e.idempotencyKey) {
-          toSend.push({ eventId, workspaceId: e.workspaceId, eventType: e.eventType, payload: e.payload, createdAt });
-          outcomes[i] = { ok: true, eventId, duplicate: false, createdAt };
-          return;
-        }
+        const base = { workspaceId: e.workspaceId, eventType: e.eventType, payload: e.payload };
+        if (!e.idempotencyKey) return void fresh.push({ i, event: { ...base, eventId, createdAt } });
         const batchKey = `${e.workspaceId}\u0000${e.idempotencyKey}`;
         const first = firstInBatch.get(batchKey);
         if (first !== undefined) return void sameAs.set(i, first);
@@ -87,57 +112,103 @@ export class Ingestor {
         try {
           const claim = await this.claimWaiting(e.workspaceId, e.idempotencyKey, eventId, createdAt);
           if (claim.kind === 'duplicate') outcomes[i] = { ok: true, eventId: claim.eventId, duplicate: true, createdAt: claim.createdAt };
-          else {
-            toSend.push({ eventId: claim.eventId, workspaceId: e.workspaceId, eventType: e.eventType, payload: e.payload, createdAt: claim.createdAt });
-            claimed.push({ i, workspaceId: e.workspaceId, key: e.idempotencyKey });
-            outcomes[i] = { ok: true, eventId: claim.eventId, duplicate: false, createdAt: claim.createdAt };
-          }
+          else fresh.push({ i, key: e.idempotencyKey, event: { ...base, eventId: claim.eventId, createdAt: claim.createdAt } });
         } catch (err) {
-          outcomes[i] = { ok: false, error: asServiceError(err) };
+          fail(i, err);
         }
       }),
     );
+    if (options.ordered) limit = Math.min(limit, firstRetryable(outcomes, limit));
+    // Keys claimed beyond the limit are handed back untouched; a retry claims them again.
+    const [toSend, notSent] = partition(fresh.sort((a, b) => a.i - b.i), (f) => f.i < limit);
+    await this.abandon(notSent);
 
+    // Stage 3: produce. Resolves only after every in-sync replica acknowledged.
     try {
-      await this.sink.publish(toSend);
+      await this.sink.publish(toSend.map((f) => f.event));
+      for (const f of toSend) outcomes[f.i] = { ok: true, eventId: f.event.eventId, duplicate: false, createdAt: f.event.createdAt };
     } catch (err) {
-      const byWs = groupKeys(claimed);
-      await Promise.all([...byWs].map(([ws, keys]) => this.keys.release(ws, keys))).catch(() => undefined);
-      const failure = unavailable('the event broker did not acknowledge; nothing was published; retry with backoff', err);
-      for (const s of toSend) {
-        const i = outcomes.findIndex((o) => o?.ok && o.eventId === s.eventId);
-        if (i >= 0) outcomes[i] = { ok: false, error: failure };
-      }
+      const acked = err instanceof PartialPublishError ? err.acknowledged : 0;
+      this.log?.warn({ err, events: toSend.length, acked }, 'the broker did not acknowledge; answering UNAVAILABLE');
+      const failed = toSend.slice(acked);
+      await this.abandon(failed);
+      const failure = unavailable('the event broker did not acknowledge; retry with backoff (a retry with the same idempotency_key never publishes twice)', err);
+      toSend.forEach((f, n) => (outcomes[f.i] = n < acked ? { ok: true, eventId: f.event.eventId, duplicate: false, createdAt: f.event.createdAt } : { ok: false, error: failure }));
     }
-    const published = claimed.filter((c) => outcomes[c.i]?.ok);
-    await Promise.all([...groupKeys(published)].map(([ws, keys]) => this.keys.markPublished(ws, keys)));
+
+    // Stage 4: remember the keys as published. The events are already durable, so a failure here
+    // must not turn "accepted" into an error: the claim stays pending, and a repeat after the claim
+    // lapses re-publishes under the SAME event id (a duplicate receivers drop on X-Webhook-Id).
+    const published = toSend.filter((f) => f.key !== undefined && outcomes[f.i]?.ok);
+    await Promise.all(
+      [...groupKeys(published)].map(([ws, keys]) =>
+        this.keys.markPublished(ws, keys).catch((err: unknown) => this.log?.warn({ err, workspaceId: ws, keys: keys.length }, 'could not mark idempotency keys as published')),
+      ),
+    );
 
     for (const [i, first] of sameAs) {
-      const o = outcomes[first]!;
-      outcomes[i] = o.ok ? { ...o, duplicate: true } : o;
+      const o = outcomes[first];
+      outcomes[i] = o === undefined ? { ok: false, error: notAttempted() } : o.ok ? { ...o, duplicate: true } : o;
     }
-    return outcomes.map((o) => o!);
+    for (let i = 0; i < items.length; i++) outcomes[i] ??= { ok: false, error: notAttempted() };
+    return outcomes as ItemOutcome[];
+  }
+
+  /**
+   * Hands back claims whose events did not get (or may not have got) an acknowledgement. The
+   * claim is kept with its event id but marked abandoned, so the retry publishes under the same id:
+   * if the failed produce did reach the broker after all, receivers see one id twice, never two
+   * different events.
+   */
+  private async abandon(claims: { key?: string; event: AcceptedEvent }[]): Promise<void> {
+    const keyed = claims.filter((c) => c.key !== undefined).map((c) => ({ workspaceId: c.event.workspaceId, key: c.key! }));
+    await Promise.all(
+      [...groupKeys(keyed)].map(([ws, keys]) =>
+        this.keys.release(ws, keys).catch((err: unknown) => this.log?.warn({ err, workspaceId: ws }, 'could not release idempotency claims; they lapse on their own')),
+      ),
+    );
   }
 
   /** Waits (bounded) while a concurrent call holds the same key. */
   private async claimWaiting(workspaceId: string, key: string, eventId: string, createdAt: Date) {
     const until = Date.now() + this.concurrentWaitMs;
-    for (;;) {
+    for (let delay = 20; ; delay = Math.min(delay * 2, 200)) {
       const claim = await this.keys.claim(workspaceId, key, eventId, createdAt);
       if (claim.kind !== 'in-progress') return claim;
       if (Date.now() > until) throw unavailable(`another request with idempotency_key "${key}" is still being published; retry shortly`);
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, delay));
     }
   }
 }
 
-function groupKeys(items: { workspaceId: string; key: string }[]): Map<string, string[]> {
+/** Index of the first item that failed for a reason other than its own content. */
+function firstRetryable(outcomes: (ItemOutcome | undefined)[], end: number): number {
+  for (let i = 0; i < end; i++) {
+    const o = outcomes[i];
+    if (o && !o.ok && ![status.INVALID_ARGUMENT, status.NOT_FOUND, status.FAILED_PRECONDITION].includes(o.error.code)) return i;
+  }
+  return end;
+}
+
+function partition<T>(xs: T[], pred: (x: T) => boolean): [T[], T[]] {
+  const yes: T[] = [];
+  const no: T[] = [];
+  for (const x of xs) (pred(x) ? yes : no).push(x);
+  return [yes, no];
+}
+
+function groupKeys(items: { workspaceId: string; key?: string }[]): Map<string, string[]>;
+function groupKeys(items: { event: AcceptedEvent; key?: string }[]): Map<string, string[]>;
+function groupKeys(items: ({ workspaceId: string; key?: string } | { event: AcceptedEvent; key?: string })[]): Map<string, string[]> {
   const m = new Map<string, string[]>();
-  for (const { workspaceId, key } of items) m.set(workspaceId, [...(m.get(workspaceId) ?? []), key]);
+  for (const item of items) {
+    if (item.key === undefined) continue;
+    const ws = 'event' in item ? item.event.workspaceId : item.workspaceId;
+    m.set(ws, [...(m.get(ws) ?? []), item.key]);
+  }
   return m;
 }
 
-function asServiceError(err: unknown): ServiceError {
-  if (err instanceof ServiceError) return err;
-  return unavailable('a backing service is unavailable; retry with backoff', err);
+function formatBytes(n: number): string {
+  return n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
 }

@@ -11,10 +11,13 @@ import {
 } from '@hookline/service-kit';
 import { compileSchema, eventTypeProblem, parseJson, workspaceIdProblem } from '@hookline/schemas';
 import { generateSecret } from '@hookline/signing';
-import { urlRefusal, type AllowList } from '@hookline/url-policy';
+import type { AllowList } from '@hookline/url-policy';
 import type { ChangeNotifier } from '../changes';
+import { aborted } from '../errors';
+import { isDuplicateKey, type EndpointLocks } from '../store/endpoint-locks';
 import type { RegistryModels, EndpointDoc, EventTypeDoc, StoredSecret } from '../store/models';
 import { secretAad, type SecretBox } from '../secrets/secret-box';
+import { targetUrlRefusal } from '../targets';
 
 type Service = AsyncService<endpointsV1.EndpointRegistryServiceServer>;
 
@@ -22,6 +25,8 @@ const MAX_DESCRIPTION = 1024;
 const MAX_REQUEST_ID = 128;
 const MAX_PAGE = 500;
 const MAX_GRACE_MS = 7 * 24 * 3600 * 1000;
+/** Re-reads and re-applies a change this often when another writer bumped `version` in between. */
+const MAX_UPDATE_ATTEMPTS = 5;
 const MAX_SUBSCRIBED_TYPES = 500;
 const MAX_SCHEMA_BYTES = 64 * 1024;
 
@@ -30,11 +35,18 @@ export interface RegistryDeps {
   box: SecretBox;
   allow: AllowList;
   changes: ChangeNotifier;
+  locks: EndpointLocks;
   now?: () => Date;
 }
 
-const DUPLICATE_KEY = 11000;
-const isDuplicateKey = (err: unknown): boolean => typeof err === 'object' && err !== null && (err as { code?: unknown }).code === DUPLICATE_KEY;
+/**
+ * Stored form of a client's request_id. Endpoints created without one store their own id (to keep
+ * the unique index on workspaceId+requestId usable without partial indexes, which FerretDB lacks);
+ * the prefix keeps a client from naming such an endpoint's id as its request_id and being answered
+ * with that endpoint and its secret.
+ */
+const storedRequestId = (requestId: string): string => `req:${requestId}`;
+
 
 function toEndpoint(d: EndpointDoc): endpointsV1.Endpoint {
   return {
@@ -83,7 +95,7 @@ function pageSize(n: number, fallback: number, v: Violations): number {
 }
 
 export function registryService(deps: RegistryDeps): Service {
-  const { models, box, allow, changes } = deps;
+  const { models, box, allow, changes, locks } = deps;
   const now = deps.now ?? (() => new Date());
 
   const checkWorkspace = (v: Violations, workspaceId: string) => {
@@ -91,15 +103,28 @@ export function registryService(deps: RegistryDeps): Service {
     if (p) v.add('workspace_id', p);
   };
   const checkUrl = (v: Violations, url: string) => {
-    const p = urlRefusal(url, allow);
+    const p = targetUrlRefusal(url, allow);
     if (p) v.add('url', p);
+  };
+  const checkEndpointId = (v: Violations, endpointId: string) => {
+    if (!endpointId) v.add('endpoint_id', 'is required');
   };
   const checkDescription = (v: Violations, description: string) => {
     if (description.length > MAX_DESCRIPTION) v.add('description', `must be at most ${MAX_DESCRIPTION} characters`);
   };
 
-  /** Validates a subscription; catalog checks (unknown or deprecated types) need the store. */
-  async function checkSubscription(v: Violations, sub: endpointsV1.Subscription | undefined, field: string, required: boolean): Promise<{ all: boolean; types: string[] }> {
+  /**
+   * Validates a subscription; catalog checks (unknown or deprecated types) need the store.
+   * `current` are the types the endpoint already subscribes to: a deprecated type among them may
+   * stay (it remains deliverable to existing subscriptions); it may not be newly added.
+   */
+  async function checkSubscription(
+    v: Violations,
+    sub: endpointsV1.Subscription | undefined,
+    field: string,
+    required: boolean,
+    current: readonly string[] = [],
+  ): Promise<{ all: boolean; types: string[] }> {
     const sel = sub?.selection;
     if (!sel) {
       if (required) v.add(field, 'is required: set all_events or event_types');
@@ -118,7 +143,7 @@ export function registryService(deps: RegistryDeps): Service {
       const found = await models.eventTypes.find({ _id: { $in: names } }, { _id: 1, deprecated: 1 }).lean<Pick<EventTypeDoc, "_id" | "deprecated">[]>();
       const byName = new Map(found.map((t) => [t._id, t]));
       const unknown = names.filter((n) => !byName.has(n));
-      const deprecated = names.filter((n) => byName.get(n)?.deprecated);
+      const deprecated = names.filter((n) => byName.get(n)?.deprecated && !current.includes(n));
       if (unknown.length > 0) v.add(`${field}.event_types.names`, `unknown event types (create them in the catalog first): ${unknown.join(', ')}`);
       if (deprecated.length > 0) v.add(`${field}.event_types.names`, `deprecated event types cannot be newly subscribed: ${deprecated.join(', ')}`);
     }
@@ -128,25 +153,46 @@ export function registryService(deps: RegistryDeps): Service {
   async function findEndpoint(workspaceId: string, endpointId: string): Promise<EndpointDoc> {
     const v = new Violations();
     checkWorkspace(v, workspaceId);
-    if (!endpointId) v.add('endpoint_id', 'is required');
+    checkEndpointId(v, endpointId);
     v.throwIfAny();
     const doc = await models.endpoints.findOne({ _id: endpointId, workspaceId }).lean<EndpointDoc>();
     if (!doc) throw notFound(`endpoint ${endpointId} not found in workspace ${workspaceId}`);
     return doc;
   }
 
-  /** Applies a change with optimistic concurrency on `version`; reports it to dispatchers. */
-  async function updateEndpoint(current: EndpointDoc, set: Partial<EndpointDoc>): Promise<EndpointDoc> {
-    const updated = await models.endpoints
-      .findOneAndUpdate(
-        { _id: current._id, workspaceId: current.workspaceId, version: current.version },
-        { $set: { ...set, updatedAt: now() }, $inc: { version: 1 } },
-        { new: true },
-      )
-      .lean<EndpointDoc>();
-    if (!updated) throw failedPrecondition(`endpoint ${current._id} changed concurrently; read it again and retry`);
-    await changes.endpointChanged({ workspaceId: updated.workspaceId, endpointId: updated._id, version: updated.version, deleted: false });
-    return updated;
+  /**
+   * Read-modify-write of one endpoint under its writer lock (endpoint-locks.ts: FerretDB's
+   * conditional updates are not atomic), so concurrent callers are applied one after another
+   * instead of failed or lost. `change` computes the fields to set from the current document, or
+   * undefined for "nothing to do". A deleted endpoint answers NOT_FOUND. Reports the change.
+   */
+  async function mutateEndpoint(
+    workspaceId: string,
+    endpointId: string,
+    change: (current: EndpointDoc) => Partial<EndpointDoc> | undefined,
+  ): Promise<EndpointDoc> {
+    await findEndpoint(workspaceId, endpointId); // validation and NOT_FOUND before taking the lock
+    const updated = await locks.withLock(endpointId, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const current = await findEndpoint(workspaceId, endpointId);
+        const set = change(current);
+        if (set === undefined) return { doc: current, changed: false };
+        // The version filter is the second line of defence (a writer that bypassed the lock).
+        const doc = await models.endpoints
+          .findOneAndUpdate(
+            { _id: current._id, workspaceId: current.workspaceId, version: current.version },
+            { $set: { ...set, updatedAt: now() }, $inc: { version: 1 } },
+            { new: true },
+          )
+          .lean<EndpointDoc>();
+        if (doc) return { doc, changed: true };
+        if (attempt >= MAX_UPDATE_ATTEMPTS) throw aborted(`endpoint ${endpointId} is being changed concurrently; retry`);
+      }
+    });
+    if (updated.changed) {
+      await changes.endpointChanged({ workspaceId: updated.doc.workspaceId, endpointId: updated.doc._id, version: updated.doc.version, deleted: false });
+    }
+    return updated.doc;
   }
 
   function sealNew(workspaceId: string, endpointId: string): { plain: string; sealed: StoredSecret } {
@@ -191,8 +237,9 @@ export function registryService(deps: RegistryDeps): Service {
       const subscription = await checkSubscription(v, req.subscription, 'subscription', false);
       v.throwIfAny();
 
-      if (req.requestId) {
-        const existing = await models.endpoints.findOne({ workspaceId: req.workspaceId, requestId: req.requestId }).lean<EndpointDoc>();
+      const requestId = req.requestId ? storedRequestId(req.requestId) : undefined;
+      if (requestId) {
+        const existing = await models.endpoints.findOne({ workspaceId: req.workspaceId, requestId }).lean<EndpointDoc>();
         if (existing) return replayCreate(existing, req);
       }
       const id = timeOrderedId('ep');
@@ -208,7 +255,7 @@ export function registryService(deps: RegistryDeps): Service {
         subscription,
         standardWebhooks: req.standardWebhooks,
         secrets: [sealed],
-        requestId: req.requestId || id,
+        requestId: requestId ?? id,
         createdAt: at,
         updatedAt: at,
         version: 1,
@@ -217,8 +264,8 @@ export function registryService(deps: RegistryDeps): Service {
         await models.endpoints.create(doc);
       } catch (err) {
         // Two retries of one create raced: the loser answers like a replay.
-        if (isDuplicateKey(err) && req.requestId) {
-          const existing = await models.endpoints.findOne({ workspaceId: req.workspaceId, requestId: req.requestId }).lean<EndpointDoc>();
+        if (isDuplicateKey(err) && requestId) {
+          const existing = await models.endpoints.findOne({ workspaceId: req.workspaceId, requestId }).lean<EndpointDoc>();
           if (existing) return replayCreate(existing, req);
         }
         throw err;
@@ -254,8 +301,8 @@ export function registryService(deps: RegistryDeps): Service {
       if (paths.includes('url')) checkUrl(v, req.url);
       if (paths.includes('description')) checkDescription(v, req.description);
       checkWorkspace(v, req.workspaceId);
+      checkEndpointId(v, req.endpointId);
       v.throwIfAny();
-      const current = await findEndpoint(req.workspaceId, req.endpointId);
       const set: Partial<EndpointDoc> = {};
       if (paths.includes('url')) set.url = req.url;
       if (paths.includes('description')) set.description = req.description;
@@ -264,12 +311,17 @@ export function registryService(deps: RegistryDeps): Service {
         set.enabled = req.enabled;
         set.disabledReason = req.enabled ? '' : 'manual';
       }
-      return { endpoint: toEndpoint(await updateEndpoint(current, set)) };
+      return { endpoint: toEndpoint(await mutateEndpoint(req.workspaceId, req.endpointId, () => set)) };
     },
 
     async deleteEndpoint(req) {
-      const current = await findEndpoint(req.workspaceId, req.endpointId);
-      await models.endpoints.deleteOne({ _id: current._id, workspaceId: current.workspaceId });
+      await findEndpoint(req.workspaceId, req.endpointId);
+      const current = await locks.withLock(req.endpointId, async () => {
+        // Read again under the lock: the version published is the last one written.
+        const doc = await findEndpoint(req.workspaceId, req.endpointId);
+        await models.endpoints.deleteOne({ _id: doc._id, workspaceId: doc.workspaceId });
+        return doc;
+      });
       await changes.endpointChanged({ workspaceId: current.workspaceId, endpointId: current._id, version: current.version + 1, deleted: true });
       return {};
     },
@@ -277,31 +329,49 @@ export function registryService(deps: RegistryDeps): Service {
     async updateEndpointSubscription(req) {
       const v = new Violations();
       checkWorkspace(v, req.workspaceId);
-      const subscription = await checkSubscription(v, req.subscription, 'subscription', true);
+      checkEndpointId(v, req.endpointId);
+      if (!req.subscription?.selection) v.add('subscription', 'is required: set all_events or event_types');
       v.throwIfAny();
+      // The catalog check needs the current subscription (deprecated types may stay, not be added).
       const current = await findEndpoint(req.workspaceId, req.endpointId);
-      return { endpoint: toEndpoint(await updateEndpoint(current, { subscription })) };
+      const subscription = await checkSubscription(v, req.subscription, 'subscription', true, current.subscription.all ? [] : current.subscription.types);
+      v.throwIfAny();
+      return { endpoint: toEndpoint(await mutateEndpoint(req.workspaceId, req.endpointId, () => ({ subscription }))) };
     },
 
     async rotateEndpointSecret(req) {
-      const ttlMs = req.oldSecretTtl ? Number(req.oldSecretTtl.seconds) * 1000 + Math.floor(req.oldSecretTtl.nanos / 1e6) : 0;
-      if (!Number.isFinite(ttlMs) || ttlMs < 0 || ttlMs > MAX_GRACE_MS) throw invalidField('old_secret_ttl', 'must be between 0 and 7 days (604800s)');
-      const current = await findEndpoint(req.workspaceId, req.endpointId);
-      const at = now();
-      const { plain, sealed } = sealNew(current.workspaceId, current._id);
-      // Keep previous secrets still inside their grace period, plus the current one if asked.
-      const kept = current.secrets.filter((s) => s.expiresAt !== null && s.expiresAt > at);
-      const previous = current.secrets.find((s) => s.expiresAt === null);
-      if (previous && ttlMs > 0) kept.push({ ...previous, expiresAt: new Date(at.getTime() + ttlMs) });
-      const updated = await updateEndpoint(current, { secrets: [sealed, ...kept] });
+      const v = new Violations();
+      checkWorkspace(v, req.workspaceId);
+      checkEndpointId(v, req.endpointId);
+      const ttl = req.oldSecretTtl;
+      // Duration: seconds (int64 as a string) plus nanos of the same sign; BigInt keeps huge values exact.
+      const ttlNanos = ttl ? BigInt(ttl.seconds) * 1_000_000_000n + BigInt(ttl.nanos) : 0n;
+      if (ttlNanos < 0n || ttlNanos > BigInt(MAX_GRACE_MS) * 1_000_000n) v.add('old_secret_ttl', `must be between 0 and 7 days (${MAX_GRACE_MS / 1000}s)`);
+      v.throwIfAny();
+      const ttlMs = Number(ttlNanos / 1_000_000n);
+      const plain = generateSecret();
+      const sealed: StoredSecret = { ...box.seal(plain, secretAad(req.workspaceId, req.endpointId)), expiresAt: null };
+      const updated = await mutateEndpoint(req.workspaceId, req.endpointId, (current) => {
+        const at = now();
+        // 0 (the default) means the secret is compromised: every earlier secret stops at once,
+        // including those still in an earlier grace period. Otherwise the current secret gets the
+        // grace period and earlier ones keep theirs; expired ones are dropped.
+        const kept = ttlMs > 0 ? current.secrets.filter((s) => s.expiresAt !== null && s.expiresAt > at) : [];
+        const previous = current.secrets.find((s) => s.expiresAt === null);
+        if (previous && ttlMs > 0) kept.push({ ...previous, expiresAt: new Date(at.getTime() + ttlMs) });
+        return { secrets: [sealed, ...kept.sort((a, b) => b.expiresAt!.getTime() - a.expiresAt!.getTime())] };
+      });
       return { endpoint: toEndpoint(updated), secret: plain };
     },
 
     async disableEndpoint(req) {
-      if (!['gone', 'failing', 'manual'].includes(req.reason)) throw invalidField('reason', 'must be "gone", "failing" or "manual"');
-      const current = await findEndpoint(req.workspaceId, req.endpointId);
-      if (!current.enabled) return { endpoint: toEndpoint(current) };
-      return { endpoint: toEndpoint(await updateEndpoint(current, { enabled: false, disabledReason: req.reason })) };
+      const v = new Violations();
+      checkWorkspace(v, req.workspaceId);
+      checkEndpointId(v, req.endpointId);
+      if (!['gone', 'failing', 'manual'].includes(req.reason)) v.add('reason', 'must be "gone", "failing" or "manual"');
+      v.throwIfAny();
+      const updated = await mutateEndpoint(req.workspaceId, req.endpointId, (current) => (current.enabled ? { enabled: false, disabledReason: req.reason } : undefined));
+      return { endpoint: toEndpoint(updated) };
     },
 
     async createEventType(req) {

@@ -1,6 +1,7 @@
 // The registry's collections. Only this service reads or writes them.
 import { Schema, type Connection, type Model } from 'mongoose';
 import type { SealedSecret } from '../secrets/secret-box';
+import type { LockDoc } from './endpoint-locks';
 
 export interface StoredSecret extends SealedSecret {
   /** null for the current secret; set for a previous one in its grace period. */
@@ -43,6 +44,8 @@ const secretSchema = new Schema<StoredSecret>(
 export interface RegistryModels {
   endpoints: Model<EndpointDoc>;
   eventTypes: Model<EventTypeDoc>;
+  /** Per-endpoint writer locks (see endpoint-locks.ts). */
+  locks: Model<LockDoc>;
 }
 
 export function registryModels(db: Connection): RegistryModels {
@@ -82,8 +85,14 @@ export function registryModels(db: Connection): RegistryModels {
     { collection: 'event_types', versionKey: false, autoIndex: false },
   );
 
+  const lockSchema = new Schema<LockDoc>(
+    { _id: String, owner: { type: String, required: true }, at: { type: Date, required: true } },
+    { collection: 'endpoint_locks', versionKey: false, autoIndex: false },
+  );
+
   return {
     endpoints: db.model<EndpointDoc>('Endpoint', endpointSchema),
     eventTypes: db.model<EventTypeDoc>('EventType', eventTypeSchema),
+    locks: db.model<LockDoc>('EndpointLock', lockSchema),
   };
 }

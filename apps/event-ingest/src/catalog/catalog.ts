@@ -5,6 +5,9 @@ import { endpointsV1 } from '@hookline/proto';
 import { deadlineIn, notFound, unavailable } from '@hookline/service-kit';
 import { compileSchema, type CompiledSchema } from '@hookline/schemas';
 
+/** How long "no such type" is believed (default TTL applies to known types). */
+const NEGATIVE_TTL_MS = 1_000;
+
 export interface EventTypeSource {
   getEventType(name: string): Promise<endpointsV1.EventType | undefined>;
 }
@@ -49,7 +52,10 @@ export class Catalog {
 
   private lookup(name: string): Promise<CatalogEntry | undefined> {
     const cached = this.entries.get(name);
-    if (cached && this.now() - cached.fetchedAt < this.ttlMs) return Promise.resolve(cached.entry);
+    // An unknown type is re-checked after at most NEGATIVE_TTL_MS: a publisher that has just
+    // created a type must not be told NOT_FOUND (or be dead-lettered) for a whole TTL.
+    const ttl = cached?.entry ? this.ttlMs : Math.min(this.ttlMs, NEGATIVE_TTL_MS);
+    if (cached && this.now() - cached.fetchedAt < ttl) return Promise.resolve(cached.entry);
     let p = this.inflight.get(name);
     if (!p) {
       p = this.fetch(name, cached?.entry).finally(() => this.inflight.delete(name));
@@ -59,7 +65,14 @@ export class Catalog {
   }
 
   private async fetch(name: string, previous: CatalogEntry | undefined): Promise<CatalogEntry | undefined> {
-    const type = await this.source.getEventType(name);
+    let type: endpointsV1.EventType | undefined;
+    try {
+      type = await this.source.getEventType(name);
+    } catch (err) {
+      // Registry briefly unreachable: a schema we already know is still the best answer.
+      if (previous) return previous;
+      throw err;
+    }
     let entry: CatalogEntry | undefined;
     if (type) {
       entry = previous && previous.version === type.version ? previous : { name, version: type.version, validate: compileSchema(JSON.parse(type.schemaJson)) };

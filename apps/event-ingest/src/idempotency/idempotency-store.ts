@@ -25,7 +25,10 @@ export interface IdempotencyStore {
   /** Claims the key for a new event, or reports the event that already has it. */
   claim(workspaceId: string, key: string, eventId: string, createdAt: Date): Promise<ClaimResult>;
   markPublished(workspaceId: string, keys: string[]): Promise<void>;
-  /** Frees claims whose publish failed, so a retry can publish. */
+  /**
+   * Hands back claims whose publish failed (or may have failed): the next claim takes them over
+   * at once, keeping the event id, so an ambiguous failure can never yield two different events.
+   */
   release(workspaceId: string, keys: string[]): Promise<void>;
 }
 
@@ -102,6 +105,8 @@ export class MongoIdempotencyStore implements IdempotencyStore {
 
   async release(workspaceId: string, keys: string[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.model.deleteMany({ _id: { $in: keys.map((k) => docId(workspaceId, k)) }, state: 'pending' });
+    // Not a delete: the produce may have reached the broker although it reported a failure (a
+    // timeout after the write). Keeping the event id makes the retry a same-id duplicate at worst.
+    await this.model.updateMany({ _id: { $in: keys.map((k) => docId(workspaceId, k)) }, state: 'pending' }, { $set: { claimedUntil: new Date(0) } });
   }
 }

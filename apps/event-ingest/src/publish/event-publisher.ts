@@ -12,28 +12,91 @@ export interface AcceptedEvent {
 }
 
 export interface EventSink {
+  /** Resolves once all are acknowledged; on failure throws PartialPublishError. */
   publish(events: AcceptedEvent[]): Promise<void>;
+}
+
+/** The first `acknowledged` events (in the given order) are durable; the rest are not. */
+export class PartialPublishError extends Error {
+  constructor(
+    readonly acknowledged: number,
+    cause: unknown,
+  ) {
+    super(`the broker acknowledged ${acknowledged} events, then failed`, { cause });
+    this.name = 'PartialPublishError';
+  }
 }
 
 export class KafkaEventSink implements EventSink {
   constructor(
     private readonly producer: Producer,
     private readonly topic: string,
+    /**
+     * How long a publish waits for the acknowledgement (default 8 s). kafkajs alone keeps retrying
+     * a dead broker for ~20 s (its connect retries times the producer's), past most callers'
+     * deadlines: they would see DEADLINE_EXCEEDED instead of a clear UNAVAILABLE.
+     */
+    private readonly timeoutMs = 8_000,
   ) {}
 
   async publish(events: AcceptedEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    await this.producer.send({
-      topic: this.topic,
-      acks: -1,
-      messages: events.map((e) => ({
-        // Keyed by workspace: one workspace's events stay in order on one partition.
-        key: e.workspaceId,
-        value: Buffer.from(
-          eventsV1.EventRecord.encode({ eventId: e.eventId, workspaceId: e.workspaceId, eventType: e.eventType, payload: e.payload, createTime: e.createdAt }).finish(),
-        ),
-        headers: { 'event-type': e.eventType },
-      })),
-    });
+    const deadline = Date.now() + this.timeoutMs;
+    // One send carries one record batch per partition, and the broker refuses a batch above the
+    // topic's max.message.bytes (1 MiB by default): a PublishEvents call of a few large payloads
+    // would otherwise fail as a whole, on every retry. So sends are cut at ~900 KB each.
+    let acknowledged = 0;
+    for (const chunk of chunksBySize(events, MAX_SEND_BYTES)) {
+      const send = this.producer.send({
+        topic: this.topic,
+        acks: -1,
+        messages: chunk.map((e) => ({
+          // Keyed by workspace: one workspace's events stay in order on one partition.
+          key: e.workspaceId,
+          value: Buffer.from(
+            eventsV1.EventRecord.encode({ eventId: e.eventId, workspaceId: e.workspaceId, eventType: e.eventType, payload: e.payload, createTime: e.createdAt }).finish(),
+          ),
+          headers: { 'event-type': e.eventType },
+        })),
+      });
+      try {
+        await withTimeout(send, deadline - Date.now());
+      } catch (err) {
+        throw new PartialPublishError(acknowledged, err);
+      }
+      acknowledged += chunk.length;
+    }
   }
+}
+
+/** Bytes per produce request; a single larger event still goes alone (MAX_PAYLOAD_BYTES caps it). */
+const MAX_SEND_BYTES = 900_000;
+/** Record framing, key, ids, header: generous upper bound per event besides its payload. */
+const RECORD_OVERHEAD = 1_024;
+
+function* chunksBySize(events: AcceptedEvent[], maxBytes: number): Generator<AcceptedEvent[]> {
+  let chunk: AcceptedEvent[] = [];
+  let size = 0;
+  for (const e of events) {
+    const n = e.payload.length + RECORD_OVERHEAD;
+    if (chunk.length > 0 && size + n > maxBytes) {
+      yield chunk;
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(e);
+    size += n;
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+/**
+ * Rejects after `ms` if `p` has not settled. The send itself cannot be cancelled and may still
+ * succeed later; callers treat a timeout as "maybe written" (see Ingestor.abandon).
+ */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no acknowledgement from the broker within the publish timeout`)), Math.max(ms, 0));
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
