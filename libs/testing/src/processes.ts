@@ -14,20 +14,38 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Output kept per process: enough for assertions and failure reports, bounded for long runs. */
+const MAX_OUTPUT = 1024 * 1024;
+const live = new Set<ChildProcess>();
+// A test runner that dies must not leave services behind: kill what this process started.
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
 export async function startService(name: string, env: Record<string, string>, timeoutMs = 60_000): Promise<ServiceProcess> {
   const main = path.join(REPO_ROOT, 'apps', name, 'dist', 'main.js');
   const child = spawn(process.execPath, ['--enable-source-maps', main], {
     env: { PATH: process.env.PATH ?? '', GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  live.add(child);
   let out = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let ready = false;
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      live.delete(child);
+      resolve(code);
+    }),
+  );
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${out.slice(-4000)}`)), timeoutMs);
     const onData = (chunk: Buffer) => {
       out += chunk.toString();
+      if (out.length > MAX_OUTPUT) out = out.slice(-MAX_OUTPUT / 2);
+      if (ready) return;
       const m = /"port":(\d+)[^\n]*serving gRPC/.exec(out);
       if (m) {
+        ready = true;
         clearTimeout(timer);
         resolve(Number(m[1]));
       }

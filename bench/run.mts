@@ -1,0 +1,244 @@
+// `npm run bench`: how fast Hookline is next to the physical limit of this machine.
+// Everything runs on loopback, bounded in time and count, and stops by itself. Prints a table
+// and writes bench/results/<time>.json. BENCH_SECONDS (default 15) scales every phase.
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { Agent, request } from 'undici';
+import { endpointsV1, eventsV1 } from '@hookline/proto';
+import { signature256 } from '@hookline/signing';
+import { infraFromEnv, isolatedServiceEnv, makeTestPki, REPO_ROOT, rpc, startService, uniquePrefix, type ServiceProcess } from '@hookline/testing';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const results: Record<string, unknown> = {};
+const rows: [string, string][] = [];
+const row = (name: string, value: string) => {
+  rows.push([name, value]);
+  console.log(`  ${name.padEnd(48)} ${value}`);
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs: number[], p: number) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+// ---- receiver process -------------------------------------------------------------------
+const pki = makeTestPki();
+writeFileSync(path.join(pki.dir, 'leaf.key.pem'), pki.key);
+writeFileSync(path.join(pki.dir, 'leaf.cert.pem'), pki.cert);
+const receiver: ChildProcess = fork(path.join(REPO_ROOT, 'bench', 'receiver.mjs'), {
+  env: { ...process.env, CERT_FILE: path.join(pki.dir, 'leaf.cert.pem'), KEY_FILE: path.join(pki.dir, 'leaf.key.pem') },
+});
+const ask = <T,>(msg: object): Promise<T> =>
+  new Promise((resolve) => {
+    receiver.once('message', (m) => resolve(m as T));
+    receiver.send(msg);
+  });
+const { port: receiverPort } = await new Promise<{ port: number }>((r) => receiver.once('message', (m) => r(m as { port: number })));
+const stats = (withLatencies = false) => ask<{ count: number; latencies: number[] }>({ cmd: 'stats', withLatencies });
+const reset = (recordLatency = false) => {
+  receiver.send({ cmd: 'reset', recordLatency });
+  return sleep(50);
+};
+
+const body1k = Buffer.from(JSON.stringify({ id: 'evt_x', type: 'bench.event', created_at: new Date().toISOString(), data: { pad: 'x'.repeat(900) } }));
+const secret = 'whsec_' + randomBytes(32).toString('base64');
+
+console.log(`Hookline benchmark — ${os.cpus().length} cores, Node ${process.version}, ${SECONDS}s phases, concurrency ${CONCURRENCY}`);
+results.machine = { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, memoryGiB: Math.round(os.totalmem() / 2 ** 30) };
+
+// ---- 4. signing -------------------------------------------------------------------------
+{
+  for (const size of [1024, 64 * 1024]) {
+    const body = randomBytes(size);
+    const end = performance.now() + 1_000 * Math.min(SECONDS, 3);
+    let n = 0;
+    while (performance.now() < end) {
+      for (let i = 0; i < 100; i++) signature256(body, secret);
+      n += 100;
+    }
+    const perSec = n / Math.min(SECONDS, 3);
+    results[`signing_${size}`] = perSec;
+    row(`signing ${size / 1024} KiB bodies`, `${Math.round(perSec).toLocaleString()} signatures/s`);
+  }
+}
+
+// ---- 1. baseline: raw signed undici POSTs ------------------------------------------------
+const baselineAgent = new Agent({ connections: CONCURRENCY, connect: { ca: pki.ca } });
+async function baseline(): Promise<number> {
+  const url = `https://localhost:${receiverPort}/baseline`;
+  const end = Date.now() + SECONDS * 1000;
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (Date.now() < end) {
+        const res = await request(url, {
+          method: 'POST',
+          dispatcher: baselineAgent,
+          headers: { 'content-type': 'application/json', 'x-signature-256': signature256(body1k, secret), 'x-webhook-id': 'evt_x' },
+          body: body1k,
+        });
+        await res.body.text();
+        sent++;
+      }
+    }),
+  );
+  return sent / SECONDS;
+}
+await reset();
+const baselineRate = await baseline();
+results.baseline_deliveries_per_s = baselineRate;
+row('baseline: raw signed undici POSTs', `${Math.round(baselineRate).toLocaleString()} req/s`);
+await baselineAgent.close();
+
+// ---- services ----------------------------------------------------------------------------
+const infra = infraFromEnv();
+const prefix = uniquePrefix('bench');
+const base = isolatedServiceEnv(infra, prefix);
+const allow = { TARGET_ALLOWLIST: 'localhost,127.0.0.1/32', LOG_LEVEL: 'info' };
+const services: ServiceProcess[] = [];
+const reg = await startService('endpoint-registry', { ...base, ...allow, MONGODB_DATABASE: `${prefix}_registry`, SECRET_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
+services.push(reg);
+const registryAddress = `127.0.0.1:${reg.port}`;
+const [ing, dis] = await Promise.all([
+  startService('event-ingest', { ...base, ...allow, MONGODB_DATABASE: `${prefix}_ingest`, REGISTRY_ADDRESS: registryAddress }),
+  startService('dispatcher', { ...base, ...allow, MONGODB_DATABASE: `${prefix}_dispatcher`, REGISTRY_ADDRESS: registryAddress, NODE_EXTRA_CA_CERTS: pki.caFile, MAX_IN_FLIGHT_PER_ENDPOINT: String(CONCURRENCY) }),
+]);
+services.push(ing, dis);
+const peakRss = new Map<string, number>();
+const rssTimer = setInterval(() => {
+  for (const s of services) {
+    try {
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${s.child.pid}/status`, 'utf8'))?.[1] ?? 0);
+      peakRss.set(s.name, Math.max(peakRss.get(s.name) ?? 0, kb));
+    } catch {
+      /* process gone */
+    }
+  }
+}, 250);
+
+const creds = grpc.credentials.createInsecure();
+const registry = new endpointsV1.EndpointRegistryServiceClient(registryAddress, creds);
+const ingest = new eventsV1.EventIngestServiceClient(`127.0.0.1:${ing.port}`, creds, { 'grpc.max_send_message_length': 64 * 1024 * 1024 });
+await rpc(registry.createEventType.bind(registry), {
+  name: 'bench.event',
+  description: 'benchmark',
+  schemaJson: JSON.stringify({ type: 'object', required: ['n', 'pad'], properties: { n: { type: 'integer' }, pad: { type: 'string' } } }),
+  exampleJson: JSON.stringify({ n: 0, pad: '' }),
+});
+async function endpoints(workspaceId: string, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await rpc(registry.createEndpoint.bind(registry), { workspaceId, url: `https://localhost:${receiverPort}/${workspaceId}/${i}`, description: '', subscription: { selection: { $case: 'allEvents', value: true } }, requestId: '', standardWebhooks: false });
+  }
+}
+const payload = (n: number) => Buffer.from(JSON.stringify({ n, pad: 'x'.repeat(800) }));
+async function publishBatch(workspaceId: string, from: number, size: number): Promise<number> {
+  const res = await rpc(ingest.publishEvents.bind(ingest), { events: Array.from({ length: size }, (_, i) => ({ workspaceId, eventType: 'bench.event', payload: payload(from + i), idempotencyKey: '' })) }, 30_000);
+  return res.results.filter((r) => r.outcome?.$case === 'accepted').length;
+}
+async function waitForCount(target: number, limitMs: number): Promise<{ count: number; ms: number }> {
+  const start = Date.now();
+  for (;;) {
+    const { count } = await stats();
+    if (count >= target || Date.now() - start > limitMs) return { count, ms: Date.now() - start };
+    await sleep(100);
+  }
+}
+
+// ---- 3. ingest ---------------------------------------------------------------------------
+{
+  // No endpoints in this workspace: measures acceptance (validation, Kafka acks) alone.
+  const ws = `${prefix}_ingest_only`;
+  for (const [label, batch, parallel] of [['single PublishEvent', 1, 32], ['PublishEvents batches of 100', 100, 4]] as const) {
+    const end = Date.now() + SECONDS * 1000;
+    let accepted = 0;
+    await Promise.all(
+      Array.from({ length: parallel }, async () => {
+        while (Date.now() < end) accepted += await publishBatch(ws, accepted, batch);
+      }),
+    );
+    const rate = accepted / SECONDS;
+    results[`ingest_${batch}`] = rate;
+    row(`ingest: ${label}`, `${Math.round(rate).toLocaleString()} events/s`);
+  }
+}
+
+// ---- 2. end to end: sustained deliveries/s ------------------------------------------------
+let sustained = 0;
+{
+  const ws = `${prefix}_e2e`;
+  await endpoints(ws, 1);
+  await sleep(500);
+  await reset();
+  const total = Math.max(2_000, Math.round(baselineRate * SECONDS * 0.5));
+  const started = Date.now();
+  for (let sent = 0; sent < total; ) {
+    const batches = await Promise.all(Array.from({ length: 4 }, (_, i) => publishBatch(ws, sent + i * 100, 100)));
+    sent += batches.reduce((a, b) => a + b, 0);
+  }
+  const { count } = await waitForCount(total, 120_000);
+  sustained = count / ((Date.now() - started) / 1000);
+  results.e2e_deliveries_per_s = sustained;
+  results.e2e_ratio_to_baseline = sustained / baselineRate;
+  row('end to end: sustained deliveries (1 endpoint)', `${Math.round(sustained).toLocaleString()} /s (${(100 * sustained / baselineRate).toFixed(1)} % of baseline; ${count}/${total} delivered)`);
+}
+
+// ---- 2b. latency at 50 % of the sustained maximum -----------------------------------------
+{
+  const ws = `${prefix}_latency`;
+  await endpoints(ws, 1);
+  await sleep(500);
+  await reset(true);
+  const rate = Math.max(10, Math.round(sustained * 0.5));
+  const tickMs = 100;
+  const perTick = Math.max(1, Math.round((rate * tickMs) / 1000));
+  const end = Date.now() + SECONDS * 1000;
+  let sent = 0;
+  while (Date.now() < end) {
+    const t0 = Date.now();
+    void publishBatch(ws, sent, perTick);
+    sent += perTick;
+    await sleep(Math.max(0, tickMs - (Date.now() - t0)));
+  }
+  await waitForCount(sent, 60_000);
+  const { latencies } = await stats(true);
+  const p = { p50: pct(latencies, 50), p95: pct(latencies, 95), p99: pct(latencies, 99) };
+  results.latency_ms = { offered_per_s: rate, ...p, samples: latencies.length };
+  row(`publish-to-delivery latency at ${rate}/s`, `p50 ${p.p50} ms, p95 ${p.p95} ms, p99 ${p.p99} ms (${latencies.length} samples)`);
+}
+
+// ---- 2c. fan-out ---------------------------------------------------------------------------
+for (const fan of [10, 100]) {
+  const ws = `${prefix}_fan${fan}`;
+  await endpoints(ws, fan);
+  await sleep(500);
+  await reset();
+  const events = Math.max(10, Math.round((sustained * SECONDS * 0.3) / fan));
+  const started = Date.now();
+  for (let sent = 0; sent < events; sent += 100) await publishBatch(ws, sent, Math.min(100, events - sent));
+  const { count } = await waitForCount(events * fan, 120_000);
+  const rate = count / ((Date.now() - started) / 1000);
+  results[`fanout_${fan}`] = { events, deliveries: count, deliveries_per_s: rate };
+  row(`fan-out: ${events} events × ${fan} endpoints`, `${Math.round(rate).toLocaleString()} deliveries/s (${count}/${events * fan})`);
+}
+
+// ---- 5. memory -----------------------------------------------------------------------------
+clearInterval(rssTimer);
+for (const [name, kb] of peakRss) row(`peak RSS ${name}`, `${Math.round(kb / 1024)} MiB`);
+results.peak_rss_mib = Object.fromEntries([...peakRss].map(([n, kb]) => [n, Math.round(kb / 1024)]));
+
+registry.close();
+ingest.close();
+await Promise.all(services.map((s) => s.stop()));
+receiver.send({ cmd: 'exit' });
+const dir = path.join(REPO_ROOT, 'bench', 'results');
+mkdirSync(dir, { recursive: true });
+const file = path.join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), seconds: SECONDS, concurrency: CONCURRENCY, results }, null, 2));
+console.log(`\nresults written to ${path.relative(process.cwd(), file)}`);
+process.exit(0);
