@@ -54,7 +54,10 @@ const blockedV6 = new BlockList();
 for (const [a, p] of V4_BLOCKED) blockedV4.addSubnet(a, p, 'ipv4');
 for (const [a, p] of V6_BLOCKED) blockedV6.addSubnet(a, p, 'ipv6');
 
-const BLOCKED_NAMES = [/^localhost$/i, /\.localhost$/i, /\.local$/i, /\.internal$/i, /\.home\.arpa$/i, /^metadata\.google\.internal$/i];
+const BLOCKED_NAMES = [/^localhost$/i, /\.localhost$/i, /\.localdomain$/i, /\.local$/i, /\.internal$/i, /\.home\.arpa$/i, /^metadata\.google\.internal$/i];
+
+/** A DNS name with trailing dots is the same name without them (`localhost.` is localhost). */
+const bareName = (host: string): string => host.replace(/\.+$/, '');
 
 /** Operator allow-list: CIDRs and exact host names (case-insensitive). Empty by default. */
 export class AllowList {
@@ -92,7 +95,7 @@ export class AllowList {
   }
 
   hasHost(host: string): boolean {
-    return this.hosts.has(host.toLowerCase());
+    return this.hosts.has(bareName(host).toLowerCase());
   }
 
   hasAddress(ip: string): boolean {
@@ -150,13 +153,15 @@ export function urlRefusal(raw: string, allow: AllowList): string | undefined {
   if (url.hash) return 'must not contain a #fragment';
   const host = stripBrackets(url.hostname);
   if (allow.hasHost(host)) return undefined;
+  const name = bareName(host);
   const family = isIP(host);
   if (family !== 0) {
     const why = addressRefusal(host, allow);
     return why ? `host ${why}` : undefined;
   }
   // The WHATWG parser already turned decimal/octal/hex IPv4 forms (http://2130706433/) into dotted quads.
-  if (BLOCKED_NAMES.some((re) => re.test(host))) return `host ${host} is an internal name`;
-  if (!host.includes('.')) return `host ${host} is not a fully qualified public name`;
+  if (name === '' || isIP(name) !== 0) return `host ${host} is not a public address or fully qualified public name`;
+  if (BLOCKED_NAMES.some((re) => re.test(name))) return `host ${host} is an internal name`;
+  if (!name.includes('.')) return `host ${host} is not a fully qualified public name`;
   return undefined;
 }

@@ -11,13 +11,13 @@ import {
 } from '@hookline/service-kit';
 import { compileSchema, eventTypeProblem, parseJson, workspaceIdProblem } from '@hookline/schemas';
 import { generateSecret } from '@hookline/signing';
-import type { AllowList } from '@hookline/url-policy';
+import { urlRefusal, type AllowList } from '@hookline/url-policy';
 import type { ChangeNotifier } from '../changes';
 import { aborted } from '../errors';
 import { isDuplicateKey, type EndpointLocks } from '../store/endpoint-locks';
 import type { RegistryModels, EndpointDoc, EventTypeDoc, StoredSecret } from '../store/models';
 import { secretAad, type SecretBox } from '../secrets/secret-box';
-import { targetUrlRefusal } from '../targets';
+
 
 type Service = AsyncService<endpointsV1.EndpointRegistryServiceServer>;
 
@@ -103,7 +103,7 @@ export function registryService(deps: RegistryDeps): Service {
     if (p) v.add('workspace_id', p);
   };
   const checkUrl = (v: Violations, url: string) => {
-    const p = targetUrlRefusal(url, allow);
+    const p = urlRefusal(url, allow);
     if (p) v.add('url', p);
   };
   const checkEndpointId = (v: Violations, endpointId: string) => {

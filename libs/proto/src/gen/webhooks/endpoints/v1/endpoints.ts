@@ -237,7 +237,7 @@ export interface EventType {
   exampleJson: string;
   /** Deprecated types keep their subscriptions but accept no new ones. */
   deprecated: boolean;
-  /** Increases by one at every change of the schema or example. */
+  /** Increases by one at every change (description, schema or example). */
   version: string;
   /** When the type was created. */
   createTime:
@@ -369,7 +369,7 @@ export interface ResolveSubscribersResponse {
 }
 
 /**
- * Value of a record on the compacted webhooks.endpoint-changes.v1 topic (key: workspace_id).
+ * Value of a record on the compacted webhooks.endpoint-changes.v1 topic (key: "<workspace_id>/<endpoint_id>").
  * Dispatchers drop cached subscribers of that workspace when they see one.
  */
 export interface EndpointChangedEvent {

@@ -1,9 +1,8 @@
-import { AllowList } from '@hookline/url-policy';
-import { targetUrlRefusal } from './targets';
+import { AllowList, urlRefusal } from './index';
 
 const none = new AllowList([]);
 
-describe('targetUrlRefusal', () => {
+describe('urlRefusal', () => {
   it.each([
     ['https://localhost./x', /internal name/],
     ['https://localhost../x', /internal name/],
@@ -16,21 +15,21 @@ describe('targetUrlRefusal', () => {
     ['https://127.0.0.1./x', /not a public address/],
     ['http://example.com/x', /https/],
   ])('refuses %s', (url, why) => {
-    expect(targetUrlRefusal(url, none)).toMatch(why);
+    expect(urlRefusal(url, none)).toMatch(why);
   });
 
   it('names the host as written', () => {
-    expect(targetUrlRefusal('https://printer.local./x', none)).toBe('host printer.local. is an internal name');
+    expect(urlRefusal('https://printer.local./x', none)).toBe('host printer.local. is an internal name');
   });
 
   it.each(['https://example.com./x', 'https://hooks.example.com/x', 'https://8.8.8.8/x'])('accepts %s', (url) => {
-    expect(targetUrlRefusal(url, none)).toBeUndefined();
+    expect(urlRefusal(url, none)).toBeUndefined();
   });
 
   it('lets the allow-list open a listed name with or without the trailing dot', () => {
     const allow = new AllowList(['localhost']);
-    expect(targetUrlRefusal('https://localhost/x', allow)).toBeUndefined();
-    expect(targetUrlRefusal('https://localhost./x', allow)).toBeUndefined();
-    expect(targetUrlRefusal('https://printer.local./x', allow)).toMatch(/internal name/);
+    expect(urlRefusal('https://localhost/x', allow)).toBeUndefined();
+    expect(urlRefusal('https://localhost./x', allow)).toBeUndefined();
+    expect(urlRefusal('https://printer.local./x', allow)).toMatch(/internal name/);
   });
 });
