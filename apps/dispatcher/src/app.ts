@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import mongoose from 'mongoose';
 import { deliveryV1, endpointsV1 } from '@hookline/proto';
 import { createLogger, GrpcServer, Lifecycle, timeOrderedId, type Logger } from '@hookline/service-kit';
-import { allTopics, createKafka, ensureTopics } from '@hookline/kafka';
+import { allTopics, createKafka, createProducer, ensureTopics } from '@hookline/kafka';
 import { AllowList } from '@hookline/url-policy';
 import type { DispatcherConfig } from './config';
 import { DeliveryEngine } from './delivery/engine';
@@ -12,6 +12,7 @@ import { HttpAttempter, type Resolver } from './delivery/http-attempt';
 import { DeliveryPipeline } from './delivery/pipeline';
 import { ScheduleRetryPolicy } from './delivery/retry-policy';
 import { deliveryService } from './grpc/delivery-service';
+import { KafkaOperationalEvents } from './operations/operational-events';
 import { RegistryControl } from './registry-client';
 import { dispatcherModels } from './store/models';
 import { RegistrySubscribers, SubscriberCache } from './subscribers/subscriber-cache';
@@ -21,17 +22,23 @@ export interface DispatcherApp {
   stop(): Promise<void>;
   readonly port: number;
   readonly log: Logger;
+  /** The engine, once started (tests read its load). */
+  readonly engine: DeliveryEngine | undefined;
 }
 
 export interface DispatcherOverrides {
   /** Stub DNS for tests. */
   resolver?: Resolver;
+  /** Extra CA certificates (PEM) for endpoint TLS, for in-process tests (processes use NODE_EXTRA_CA_CERTS). */
+  ca?: string[];
 }
 
 export function createApp(config: DispatcherConfig, log: Logger = createLogger('dispatcher', config.logLevel), overrides: DispatcherOverrides = {}): DispatcherApp {
   const life = new Lifecycle(log);
   const owner = `${hostname()}-${process.pid}-${timeOrderedId('d').slice(-8)}`;
   let port = 0;
+  let engine: DeliveryEngine | undefined;
+  let stopDeadline = Infinity;
   return {
     log,
     get port() {
@@ -55,36 +62,47 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         allow: new AllowList(config.targetAllowList),
         timeoutMs: config.attemptTimeoutMs,
         bodyLimit: config.responseBodyLimit,
-        connectionsPerOrigin: config.maxInFlightPerEndpoint,
+        // Bounded by the work queue (per endpoint and overall), not per origin: endpoints of
+        // different customers often share a host (one SaaS, many paths), and a per-origin pool
+        // the size of one endpoint's limit would let one hanging endpoint stall the others.
+        connectionsPerOrigin: config.maxInFlight,
         ...(overrides.resolver ? { resolver: overrides.resolver } : {}),
+        ...(overrides.ca ? { ca: overrides.ca } : {}),
       });
       life.defer('http agent', () => http.close());
-      const pipeline = new DeliveryPipeline({
-        models,
-        http,
-        subscribers,
-        control,
-        policy: new ScheduleRetryPolicy(config.retrySchedule, config.retryJitter),
-        owner,
-        retentionMs: config.retentionMs,
-        autoDisableAfterMs: config.autoDisableAfterMs,
-        log,
-      });
-      const engine = new DeliveryEngine(models, subscribers, pipeline, { ...config, owner }, log);
 
       log.info({ brokers: config.kafka.brokers, group: config.consumerGroup }, 'connecting to Kafka');
       const kafka = createKafka(config.kafka, log);
       const admin = kafka.admin();
       await admin.connect();
       try {
-        await ensureTopics(admin, allTopics(config.kafka), config.kafka.replicationFactor);
+        await ensureTopics(admin, [...allTopics(config.kafka), { name: config.operationsTopic, partitions: 3, configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } }], config.kafka.replicationFactor);
       } finally {
         await admin.disconnect();
       }
+      const producer = createProducer(kafka);
+      await producer.connect();
+      life.defer('operations producer', () => producer.disconnect());
+      const ops = new KafkaOperationalEvents(producer, config.operationsTopic, owner, log);
+
+      const pipeline = new DeliveryPipeline({
+        models,
+        http,
+        subscribers,
+        control,
+        ops,
+        policy: new ScheduleRetryPolicy(config.retrySchedule, config.retryJitter),
+        owner,
+        retentionMs: config.retentionMs,
+        autoDisableAfterMs: config.autoDisableAfterMs,
+        log,
+      });
+      const eng = new DeliveryEngine(models, subscribers, pipeline, { ...config, owner }, log);
+      engine = eng;
 
       // Endpoint changes: drop cached subscribers of the workspace. A private group per replica
       // (every replica must see every change), starting from the latest record.
-      const changes = kafka.consumer({ groupId: `${config.consumerGroup}-changes-${owner}`, sessionTimeout: 30_000 });
+      const changes = kafka.consumer({ groupId: `${config.consumerGroup}-changes-${owner}`, sessionTimeout: 30_000, maxWaitTimeInMs: 1_000 });
       life.defer('changes consumer', () => changes.disconnect());
       await changes.connect();
       await changes.subscribe({ topic: config.kafka.topics.endpointChanges.name, fromBeginning: false });
@@ -99,37 +117,52 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         },
       });
 
-      const consumer = kafka.consumer({ groupId: config.consumerGroup, sessionTimeout: 30_000, heartbeatInterval: 3_000, maxBytesPerPartition: 1024 * 1024 });
+      // maxWaitTimeInMs 1 s (kafkajs default 5 s): a stop waits for the fetch in progress, and the
+      // shutdown deadline is better spent on in-flight attempts.
+      const consumer = kafka.consumer({ groupId: config.consumerGroup, sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.min(3_000, Math.floor(config.sessionTimeoutMs / 3)), maxBytesPerPartition: 1024 * 1024, maxWaitTimeInMs: 1_000 });
       await consumer.connect();
       await consumer.subscribe({ topic: config.kafka.topics.events.name, fromBeginning: true });
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 4,
-        eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+        eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
           const CHUNK = 500;
           for (let i = 0; i < batch.messages.length && isRunning() && !isStale(); i += CHUNK) {
+            // Backpressure without missing heartbeats (a blocked batch would cost the partitions).
+            while (!(await eng.waitForRoom(1_000))) {
+              if (!isRunning() || isStale()) return;
+              await heartbeat();
+            }
             const chunk = batch.messages.slice(i, i + CHUNK);
-            const release = await engine.intake(chunk);
-            const next = (BigInt(chunk[chunk.length - 1]!.offset) + 1n).toString();
-            await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
-            release();
+            const release = await eng.intake(chunk);
+            const last = chunk[chunk.length - 1]!.offset;
+            // Only after the deliveries are durable (intake resolved) do the offsets move on.
+            await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+            resolveOffset(last);
+            await release();
             await heartbeat();
           }
         },
       });
       // Stopped before the engine (registered after it), so no new intake races the hand-back.
-      life.defer('delivery engine', () => engine.stop(8_000));
+      life.defer('delivery engine', () => eng.stop(Math.max(stopDeadline - Date.now() - 2_000, 500)));
       life.defer('events consumer', () => consumer.disconnect());
-      engine.startScheduler();
+      eng.startScheduler();
 
       const server = new GrpcServer(log);
-      server.add(deliveryV1.DeliveryServiceService, 'webhooks.delivery.v1.DeliveryService', deliveryService({ models, http, subscribers, examples: control, retentionMs: config.retentionMs, kick: () => void engine.scan() }));
+      server.add(deliveryV1.DeliveryServiceService, 'webhooks.delivery.v1.DeliveryService', deliveryService({ models, http, subscribers, examples: control, retentionMs: config.retentionMs, kick: () => void eng.scan() }));
       port = await server.listen(config.grpcHost, config.grpcPort);
       life.defer('grpc server', () => server.shutdown(5_000));
       server.setHealth('SERVING');
       log.info({ host: config.grpcHost, port }, 'dispatcher serving gRPC');
     },
-    stop: () => life.stop(),
+    stop: () => {
+      stopDeadline = Date.now() + config.shutdownDeadlineMs;
+      return life.stop(config.shutdownDeadlineMs);
+    },
+    get engine() {
+      return engine;
+    },
   };
 }

@@ -38,6 +38,14 @@ export interface DispatcherConfig {
   retentionMs: number;
   /** Endpoints failing without a success for this long are disabled. Default 5 days. */
   autoDisableAfterMs: number;
+  /** Deliveries waiting in memory per endpoint; beyond this they wait in the database. Default max(4 × MAX_IN_FLIGHT_PER_ENDPOINT, 64). */
+  maxQueuedPerEndpoint: number;
+  /** Topic for operational events (endpoint disabled: 410 or auto-disable), JSON records. Default webhooks.operations.v1. */
+  operationsTopic: string;
+  /** Kafka consumer session: how long a replica that died silently (SIGKILL) keeps its partitions. Default 30 s. */
+  sessionTimeoutMs: number;
+  /** SIGTERM to exit: in-flight attempts get what is left after the gRPC server and consumer stop. Default 20 s (runMain kills at 25 s). */
+  shutdownDeadlineMs: number;
 }
 
 const DEFAULT_SCHEDULE = '5s,5m,30m,2h,5h,10h,10h';
@@ -73,7 +81,12 @@ export function loadConfig(env: Record<string, string | undefined>): DispatcherC
     responseBodyLimit: r.int('RESPONSE_BODY_LIMIT_BYTES', 16 * 1024, { min: 0, max: 1024 * 1024 }),
     retentionMs: r.int('RETENTION_DAYS', 30, { min: 1, max: 365 }) * 24 * 3600 * 1000,
     autoDisableAfterMs: r.int('AUTO_DISABLE_AFTER_HOURS', 5 * 24, { min: 1, max: 90 * 24 }) * 3600 * 1000,
+    maxQueuedPerEndpoint: 0,
+    operationsTopic: r.string('KAFKA_TOPIC_OPERATIONS', 'webhooks.operations.v1'),
+    sessionTimeoutMs: r.int('KAFKA_SESSION_TIMEOUT_MS', 30_000, { min: 6_000, max: 300_000 }),
+    shutdownDeadlineMs: r.int('SHUTDOWN_DEADLINE_MS', 20_000, { min: 1_000, max: 24_000 }),
   };
+  config.maxQueuedPerEndpoint = r.int('MAX_QUEUED_PER_ENDPOINT', Math.max(4 * config.maxInFlightPerEndpoint, 64), { min: 1, max: 100_000 });
   r.done();
   return config;
 }

@@ -4,6 +4,12 @@
 //   scheduler: due retries and deliveries whose lease lapsed (a replica died) → lease → queue.
 // Offsets are committed only after the deliveries are in the database, so a crash at any point
 // redoes work (duplicates possible) but never loses it.
+//
+// Leases: every delivery this replica holds in memory (queued or in flight) has its lease renewed
+// every leaseMs/3, so a long queue behind a slow endpoint is never taken over by another replica
+// (or re-queued by our own scheduler) while this replica is alive; a replica that dies stops
+// renewing and its work is retaken leaseMs later. A delivery that does not fit in memory (its
+// endpoint's queue is full) is released at once and left to the scheduler.
 import { eventsV1 } from '@hookline/proto';
 import type { Logger } from '@hookline/service-kit';
 import type { KafkaMessage } from 'kafkajs';
@@ -24,6 +30,8 @@ export interface EngineOptions {
   maxInFlight: number;
   maxInFlightPerEndpoint: number;
   schedulerIntervalMs: number;
+  /** Deliveries waiting in memory for one endpoint before more are left in the database. Default 4 × maxInFlightPerEndpoint, at least 64. */
+  maxQueuedPerEndpoint?: number;
 }
 
 const DUPLICATE_KEY = 11000;
@@ -33,6 +41,12 @@ export class DeliveryEngine {
   private timer: NodeJS.Timeout | undefined;
   private scanning = false;
   private stopped = false;
+  /** Deliveries this replica holds (queued or in flight), by delivery id. */
+  private readonly held = new Map<string, Job>();
+  private lastRenewal = 0;
+  /** Endpoints with due deliveries left in the database because their in-memory queue was full. */
+  private readonly spilled = new Set<string>();
+  private rescan = false;
 
   constructor(
     private readonly models: DispatcherModels,
@@ -41,11 +55,27 @@ export class DeliveryEngine {
     private readonly opts: EngineOptions,
     private readonly log: Logger,
   ) {
-    this.queue = new WorkQueue<Job>(opts.maxInFlight, opts.maxInFlightPerEndpoint, opts.maxInFlight * 8, (job) => this.runJob(job));
+    this.queue = new WorkQueue<Job>(
+      {
+        maxInFlight: opts.maxInFlight,
+        maxPerEndpoint: opts.maxInFlightPerEndpoint,
+        maxQueued: opts.maxInFlight * 8,
+        maxQueuedPerEndpoint: opts.maxQueuedPerEndpoint ?? Math.max(opts.maxInFlightPerEndpoint * 4, 64),
+      },
+      (job) => this.runJob(job),
+    );
   }
 
-  get load(): { inFlight: number; queued: number } {
-    return this.queue.size;
+  get load(): { inFlight: number; queued: number; held: number } {
+    return { ...this.queue.size, held: this.held.size };
+  }
+
+  /**
+   * Backpressure for the Kafka consumer: true once there is room for more intake, false after
+   * `timeoutMs` without room (the caller heartbeats and asks again, or gives up when stopping).
+   */
+  waitForRoom(timeoutMs: number): Promise<boolean> {
+    return this.queue.waitForRoom(timeoutMs);
   }
 
   /**
@@ -53,8 +83,7 @@ export class DeliveryEngine {
    * then commits the offsets); throws if the registry or database is unavailable (the caller
    * must not commit, and Kafka redelivers).
    */
-  async intake(messages: KafkaMessage[]): Promise<() => void> {
-    await this.queue.waitForRoom();
+  async intake(messages: KafkaMessage[]): Promise<() => Promise<void>> {
     const now = Date.now();
     const events: EventData[] = [];
     for (const m of messages) {
@@ -109,29 +138,94 @@ export class DeliveryEngine {
     const inserted = await insertIgnoringDuplicates(this.models.deliveries, jobs.map((j) => j.delivery));
     // A delivery that already existed was written by an earlier run of this record: its owner
     // (or, once its lease lapses, the scheduler) takes care of it.
-    return () => {
-      for (const j of jobs) if (inserted.has(j.delivery._id)) this.queue.push(j);
-    };
+    return () => this.enqueue(jobs.filter((j) => inserted.has(j.delivery._id)));
   }
 
   startScheduler(): void {
-    this.timer = setInterval(() => void this.scan(), this.opts.schedulerIntervalMs);
+    this.timer = setInterval(() => void this.tick(), this.opts.schedulerIntervalMs);
+  }
+
+  private async tick(): Promise<void> {
+    await this.renewLeases();
+    await this.scan();
+  }
+
+  /** Queues leased jobs; those whose endpoint queue is full are released to the scheduler. */
+  private async enqueue(jobs: Job[]): Promise<void> {
+    const overflow: string[] = [];
+    for (const j of jobs) {
+      if (this.held.has(j.delivery._id)) continue;
+      if (this.stopped || !this.queue.push(j)) {
+        overflow.push(j.delivery._id);
+        this.spilled.add(j.endpointKey);
+        continue;
+      }
+      this.held.set(j.delivery._id, j);
+    }
+    if (overflow.length === 0) return;
+    await this.release(overflow, new Date()).catch((err: unknown) => this.log.warn({ err, count: overflow.length }, 'could not release overflow deliveries; their leases will lapse'));
+  }
+
+  /** Gives leases back so any replica's scheduler may take the deliveries from `at`. */
+  private async release(ids: string[], at: Date): Promise<void> {
+    for (let i = 0; i < ids.length; i += 1000) {
+      await this.models.deliveries.updateMany({ _id: { $in: ids.slice(i, i + 1000) }, leaseOwner: this.opts.owner }, { $set: { leaseOwner: '', leaseUntil: at } });
+    }
+  }
+
+  /** Extends the leases of everything held in memory (every leaseMs / 3). */
+  async renewLeases(force = false): Promise<void> {
+    const now = Date.now();
+    if (!force && now - this.lastRenewal < this.opts.leaseMs / 3) return;
+    this.lastRenewal = now;
+    const ids = [...this.held.keys()];
+    const leaseUntil = new Date(now + this.opts.leaseMs);
+    try {
+      for (let i = 0; i < ids.length; i += 1000) {
+        await this.models.deliveries.updateMany({ _id: { $in: ids.slice(i, i + 1000) }, leaseOwner: this.opts.owner, state: 'pending' }, { $set: { leaseUntil } });
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'lease renewal failed; retrying next tick');
+    }
   }
 
   /** Leases due deliveries (retries, and work abandoned by a replica that died) and queues them. */
   async scan(): Promise<number> {
-    if (this.scanning || this.stopped) return 0;
+    if (this.stopped) return 0;
+    if (this.scanning) {
+      this.rescan = true;
+      return 0;
+    }
     this.scanning = true;
     let claimed = 0;
     try {
       const now = new Date();
-      const room = Math.max(this.opts.maxInFlight * 4 - this.queue.size.queued, 0);
+      const room = Math.min(Math.max(this.opts.maxInFlight * 4 - this.queue.size.queued, 0), 500);
       if (room === 0) return 0;
-      const due = await this.models.deliveries
-        .find({ state: 'pending', nextAttemptAt: { $lte: now }, leaseUntil: { $lte: now } })
-        .sort({ nextAttemptAt: 1 })
-        .limit(Math.min(room, 500))
-        .lean<DeliveryDoc[]>();
+      // Endpoints whose in-memory queue is full are skipped, so their backlog cannot crowd
+      // other endpoints' due retries out of the page.
+      const saturated = this.queue.saturated();
+      const filter: Record<string, unknown> = { state: 'pending', nextAttemptAt: { $lte: now }, leaseUntil: { $lte: now } };
+      if (saturated.length > 0) filter.endpointId = { $nin: saturated.map((k) => k.slice(k.indexOf('|') + 1)) };
+      const found = await this.models.deliveries.find(filter).sort({ nextAttemptAt: 1 }).limit(room).lean<DeliveryDoc[]>();
+      const full = found.length >= room;
+      // Take no more per endpoint than its queue has room for; the rest stays in the database.
+      const roomFor = new Map<string, number>();
+      const due: DeliveryDoc[] = [];
+      for (const d of found) {
+        // Already ours in memory (e.g. a manual retry reset its lease): it runs once, from memory.
+        if (this.held.has(d._id)) continue;
+        const key = `${d.workspaceId}|${d.endpointId}`;
+        const left = roomFor.get(key) ?? this.queue.roomFor(key);
+        if (left <= 0) {
+          this.spilled.add(key);
+          continue;
+        }
+        roomFor.set(key, left - 1);
+        due.push(d);
+      }
+      // A partial page saw everything due, except for saturated endpoints (left out of the query).
+      if (!full) for (const key of this.spilled) if (!saturated.includes(key) && (roomFor.get(key) ?? 1) > 0) this.spilled.delete(key);
       if (due.length === 0) return 0;
       const leaseUntil = new Date(now.getTime() + this.opts.leaseMs);
       const mine: DeliveryDoc[] = [];
@@ -141,25 +235,32 @@ export class DeliveryEngine {
           if (r.modifiedCount === 1) mine.push({ ...d, leaseOwner: this.opts.owner, leaseUntil });
         }),
       );
-      const events = await this.models.events.find({ _id: { $in: [...new Set(mine.map((d) => d.eventId))] } }).lean<EventDoc[]>();
+      const events = mine.length === 0 ? [] : await this.models.events.find({ _id: { $in: [...new Set(mine.map((d) => d.eventId))] } }).lean<EventDoc[]>();
       const byId = new Map(events.map((e) => [e._id, e]));
+      const jobs: Job[] = [];
       for (const d of mine) {
         const e = byId.get(d.eventId);
         if (!e) {
           await this.models.deliveries.updateOne({ _id: d._id, leaseOwner: this.opts.owner }, { $set: { state: 'failed', lastError: 'event expired before delivery', leaseOwner: '', leaseUntil: new Date(0) } });
           continue;
         }
-        this.queue.push({
+        jobs.push({
           endpointKey: `${d.workspaceId}|${d.endpointId}`,
           delivery: d,
           event: { id: e._id, workspaceId: e.workspaceId, type: e.eventType, createdAt: e.createdAt, payload: payloadBytes(e.payload) },
         });
-        claimed++;
       }
+      await this.enqueue(jobs);
+      claimed = jobs.length;
+      if (full) this.rescan = true;
     } catch (err) {
       this.log.warn({ err }, 'scheduler scan failed; retrying next tick');
     } finally {
       this.scanning = false;
+    }
+    if (this.rescan && !this.stopped) {
+      this.rescan = false;
+      setImmediate(() => void this.scan());
     }
     return claimed;
   }
@@ -170,20 +271,36 @@ export class DeliveryEngine {
     } catch (err) {
       // Storage or registry fault: the lease lapses and the scheduler retries the delivery.
       this.log.warn({ err, deliveryId: job.delivery._id }, 'delivery attempt not recorded; will be retried after the lease');
+    } finally {
+      this.held.delete(job.delivery._id);
+      // Room again for this endpoint's deliveries left in the database: fetch them now, not next tick.
+      if (this.spilled.has(job.endpointKey) && !this.stopped) void this.scan();
     }
   }
 
-  /** Stops taking work; waits for in-flight attempts up to the deadline; hands back the rest. */
+  /**
+   * Graceful stop: no new work; queued deliveries are handed back at once; in-flight attempts
+   * get up to `deadlineMs` to finish and be recorded; whatever is still running then is handed
+   * back too (another replica may attempt it again: at-least-once, never lost, never stuck
+   * behind a lease of a process that is gone).
+   */
   async stop(deadlineMs: number): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    const handBack = this.queue.drainQueued();
-    if (handBack.length > 0) {
-      await this.models.deliveries
-        .updateMany({ _id: { $in: handBack.map((j) => j.delivery._id) }, leaseOwner: this.opts.owner }, { $set: { leaseOwner: '', leaseUntil: new Date(0) } })
-        .catch((err: unknown) => this.log.warn({ err }, 'could not hand back queued deliveries; their leases will lapse'));
+    const queued = this.queue.drainQueued();
+    for (const j of queued) this.held.delete(j.delivery._id);
+    await this.release(
+      queued.map((j) => j.delivery._id),
+      new Date(0),
+    ).catch((err: unknown) => this.log.warn({ err }, 'could not hand back queued deliveries; their leases will lapse'));
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([this.queue.idle().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), deadlineMs)))]);
+    clearTimeout(timer);
+    const running = [...this.held.keys()];
+    if (running.length > 0) {
+      await this.release(running, new Date(0)).catch((err: unknown) => this.log.warn({ err }, 'could not hand back in-flight deliveries; their leases will lapse'));
     }
-    await Promise.race([this.queue.idle(), new Promise((r) => setTimeout(r, deadlineMs))]);
+    this.log.info({ handedBackQueued: queued.length, handedBackInFlight: running.length, finishedInTime: finished }, 'delivery engine stopped');
   }
 }
 

@@ -138,23 +138,27 @@ async function readLimited(body: AsyncIterable<Buffer> & { destroy(): void }, li
   return { text: Buffer.concat(chunks).toString('utf8'), truncated: false };
 }
 
+/** Error-like without `instanceof Error`: an abort's DOMException may come from another realm (vm contexts, jest). */
+type ErrorLike = { name?: string; message?: string; code?: string; cause?: unknown };
+const isErrorLike = (e: unknown): e is ErrorLike => typeof e === 'object' && e !== null;
+
 function isRefused(err: unknown): boolean {
-  for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = e.cause, i++) if (e instanceof RefusedTarget) return true;
+  for (let e: unknown = err, i = 0; isErrorLike(e) && i < 5; e = e.cause, i++) if (e instanceof RefusedTarget) return true;
   return false;
 }
 
 /** A short, secret-free reason for the attempt log. */
 function describe(err: unknown, timeoutMs: number): string {
-  for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = e.cause, i++) {
+  for (let e: unknown = err, i = 0; isErrorLike(e) && i < 5; e = e.cause, i++) {
     if (e instanceof RefusedTarget) return e.message;
     if (e.name === 'TimeoutError' || e instanceof undiciErrors.HeadersTimeoutError || e instanceof undiciErrors.BodyTimeoutError || e instanceof undiciErrors.ConnectTimeoutError) {
       return `timed out after ${timeoutMs} ms`;
     }
-    const code = (e as { code?: string }).code;
+    const code = typeof e.code === 'string' ? e.code : undefined;
     if (code === 'ECONNREFUSED') return 'connection refused';
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host name could not be resolved';
     if (code === 'ECONNRESET' || e instanceof undiciErrors.SocketError) return 'connection reset by the endpoint';
     if (code && /CERT|SSL|TLS|ERR_TLS/.test(code)) return `TLS error (${code})`;
   }
-  return err instanceof Error ? `request failed: ${err.message.slice(0, 200)}` : 'request failed';
+  return isErrorLike(err) && typeof err.message === 'string' ? `request failed: ${err.message.slice(0, 200)}` : 'request failed';
 }

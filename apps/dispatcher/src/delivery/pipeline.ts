@@ -8,6 +8,7 @@ import type { HttpAttempter, HttpRequest, HttpResult } from './http-attempt';
 import { parseRetryAfter, type RetryPolicy } from './retry-policy';
 import type { AttemptDoc, DeliveryDoc, DispatcherModels } from '../store/models';
 import type { Subscriber, SubscriberSource } from '../subscribers/subscriber-cache';
+import type { OperationalEvents } from '../operations/operational-events';
 
 export const USER_AGENT = 'Hookline-Webhooks/0.1';
 
@@ -100,6 +101,7 @@ export interface PipelineDeps {
   subscribers: SubscriberSource;
   policy: RetryPolicy;
   control: EndpointControl;
+  ops: OperationalEvents;
   owner: string;
   retentionMs: number;
   autoDisableAfterMs: number;
@@ -131,8 +133,12 @@ export class DeliveryPipeline {
     const base = { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, eventId: event.id, eventType: event.type, kind: 'live' as const, attemptNumber: attemptsMade, url: sub.url };
     await this.d.models.attempts.create(attemptDoc(base, req, result, decision.kind === 'succeeded', startedAt, this.d.retentionMs));
     await this.recordDelivery(delivery, decision, attemptsMade);
-    await this.recordHealth(delivery, decision.kind === 'succeeded');
-    if (decision.kind === 'failed' && decision.disableEndpoint) await this.d.control.disable(delivery.workspaceId, delivery.endpointId, decision.disableEndpoint);
+    if (decision.kind === 'failed' && decision.disableEndpoint) {
+      await this.d.control.disable(delivery.workspaceId, delivery.endpointId, decision.disableEndpoint);
+      await this.d.ops.endpointDisabled({ workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, reason: decision.disableEndpoint, at: new Date(this.now()) });
+    } else {
+      await this.recordHealth(delivery, decision.kind === 'succeeded');
+    }
     this.d.log.info(
       { eventId: event.id, endpointId: delivery.endpointId, attempt: attemptsMade, outcome: decision.kind, status: result.kind === 'response' ? result.status : 0, ms: result.durationMs, reason: 'reason' in decision ? decision.reason : undefined },
       'delivery attempt',
@@ -155,7 +161,12 @@ export class DeliveryPipeline {
     );
   }
 
-  /** Tracks failure streaks; disables an endpoint failing with no success for autoDisableAfterMs. */
+  /**
+   * Tracks failure streaks; disables an endpoint failing with no success for autoDisableAfterMs.
+   * The streak is closed with a conditional write, so of many failures (and replicas) crossing the
+   * line together exactly one disables the endpoint and announces it; the next streak (should the
+   * owner re-enable the endpoint) starts from the next failure.
+   */
   private async recordHealth(delivery: DeliveryDoc, succeeded: boolean): Promise<void> {
     const _id = `${delivery.workspaceId}|${delivery.endpointId}`;
     const now = new Date(this.now());
@@ -166,14 +177,17 @@ export class DeliveryPipeline {
     const doc = await this.d.models.health
       .findOneAndUpdate({ _id }, { $setOnInsert: { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, lastSuccessAt: null, failingSince: now } }, { upsert: true, new: true })
       .lean();
-    let since = doc?.failingSince ?? null;
+    const since = doc?.failingSince ?? null;
     if (!since) {
       await this.d.models.health.updateOne({ _id, failingSince: null }, { $set: { failingSince: now } });
-      since = now;
+      return;
     }
-    if (now.getTime() - since.getTime() >= this.d.autoDisableAfterMs) {
-      this.d.log.warn({ endpointId: delivery.endpointId, workspaceId: delivery.workspaceId, failingSince: since }, 'endpoint auto-disabled after failing without success');
-      await this.d.control.disable(delivery.workspaceId, delivery.endpointId, 'failing');
+    if (now.getTime() - since.getTime() < this.d.autoDisableAfterMs) return;
+    // Registry first: if it is unavailable this throws, the streak stays open and the next failure tries again.
+    await this.d.control.disable(delivery.workspaceId, delivery.endpointId, 'failing');
+    const closed = await this.d.models.health.updateOne({ _id, failingSince: since }, { $set: { failingSince: null, disabledAt: now } });
+    if (closed.modifiedCount === 1) {
+      await this.d.ops.endpointDisabled({ workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, reason: 'failing', failingSince: since, at: now });
     }
   }
 }

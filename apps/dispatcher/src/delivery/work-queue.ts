@@ -1,8 +1,24 @@
 // In-process queue of leased deliveries. A global limit bounds work in flight; a per-endpoint
 // limit keeps one slow or dead endpoint (10 s timeouts) from taking every slot, so healthy
 // endpoints on the same partition keep flowing (no head-of-line blocking).
+//
+// Memory is bounded twice: `maxQueued` over all endpoints (producers wait: backpressure on the
+// Kafka consumer) and `maxQueuedPerEndpoint` for any one endpoint (push refuses; the caller
+// leaves the delivery in the database for the scheduler). The second bound is what keeps a
+// hanging endpoint with a backlog from filling the global queue and stalling intake for all.
 export interface WorkItem {
   endpointKey: string;
+}
+
+export interface WorkQueueLimits {
+  /** Items running at once, all endpoints. */
+  maxInFlight: number;
+  /** Items running at once for one endpoint key. */
+  maxPerEndpoint: number;
+  /** Above this many queued items, waitForRoom() waits (backpressure). */
+  maxQueued: number;
+  /** push() refuses once one endpoint has this many items waiting. */
+  maxQueuedPerEndpoint: number;
 }
 
 export class WorkQueue<T extends WorkItem> {
@@ -17,10 +33,7 @@ export class WorkQueue<T extends WorkItem> {
   private roomWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly maxInFlight: number,
-    private readonly maxPerEndpoint: number,
-    /** Above this many queued items, producers wait (backpressure on the Kafka consumer). */
-    private readonly maxQueued: number,
+    private readonly limits: WorkQueueLimits,
     private readonly run: (item: T) => Promise<void>,
   ) {}
 
@@ -28,18 +41,53 @@ export class WorkQueue<T extends WorkItem> {
     return { inFlight: this.inFlight, queued: this.queued };
   }
 
-  push(item: T): void {
+  /** In flight for one endpoint key (for tests and metrics). */
+  inFlightFor(key: string): number {
+    return this.perEndpoint.get(key) ?? 0;
+  }
+
+  /** Queues an item; false (and nothing queued) when its endpoint already has a full queue. */
+  push(item: T): boolean {
     const q = this.queues.get(item.endpointKey);
+    if (q && q.length >= this.limits.maxQueuedPerEndpoint) return false;
     if (q) q.push(item);
     else this.queues.set(item.endpointKey, [item]);
     this.queued++;
     this.markReady(item.endpointKey);
     this.pump();
+    return true;
   }
 
-  /** Resolves when the queue has room for more (backpressure). */
-  async waitForRoom(): Promise<void> {
-    while (this.queued >= this.maxQueued) await new Promise<void>((r) => this.roomWaiters.push(r));
+  /** How many more items one endpoint's queue accepts. */
+  roomFor(key: string): number {
+    return this.limits.maxQueuedPerEndpoint - (this.queues.get(key)?.length ?? 0);
+  }
+
+  /** Endpoint keys whose queue is full: work for them should stay in the database for now. */
+  saturated(): string[] {
+    const out: string[] = [];
+    for (const [key, q] of this.queues) if (q.length >= this.limits.maxQueuedPerEndpoint) out.push(key);
+    return out;
+  }
+
+  get hasRoom(): boolean {
+    return this.queued < this.limits.maxQueued;
+  }
+
+  /** Resolves true once the queue has room, or false after `timeoutMs` (so callers can heartbeat). */
+  async waitForRoom(timeoutMs = Infinity): Promise<boolean> {
+    if (this.hasRoom) return true;
+    let timer: NodeJS.Timeout | undefined;
+    let waiter: (() => void) | undefined;
+    const room = new Promise<void>((r) => {
+      waiter = r;
+      this.roomWaiters.push(r);
+    });
+    const timeout = Number.isFinite(timeoutMs) ? new Promise<void>((r) => (timer = setTimeout(r, timeoutMs))) : new Promise<void>(() => undefined);
+    await Promise.race([room, timeout]);
+    clearTimeout(timer);
+    this.roomWaiters = this.roomWaiters.filter((w) => w !== waiter);
+    return this.hasRoom;
   }
 
   /** Resolves when nothing is queued or in flight. */
@@ -60,14 +108,14 @@ export class WorkQueue<T extends WorkItem> {
 
   private markReady(key: string): void {
     if (this.readySet.has(key)) return;
-    if ((this.perEndpoint.get(key) ?? 0) >= this.maxPerEndpoint) return;
+    if ((this.perEndpoint.get(key) ?? 0) >= this.limits.maxPerEndpoint) return;
     if (!this.queues.get(key)?.length) return;
     this.readySet.add(key);
     this.ready.push(key);
   }
 
   private pump(): void {
-    while (this.inFlight < this.maxInFlight && this.ready.length > 0) {
+    while (this.inFlight < this.limits.maxInFlight && this.ready.length > 0) {
       const key = this.ready.shift()!;
       this.readySet.delete(key);
       const q = this.queues.get(key);
@@ -78,7 +126,8 @@ export class WorkQueue<T extends WorkItem> {
       this.inFlight++;
       this.perEndpoint.set(key, (this.perEndpoint.get(key) ?? 0) + 1);
       this.markReady(key);
-      void this.run(item)
+      void Promise.resolve()
+        .then(() => this.run(item))
         .catch(() => undefined) // run() reports its own failures; the slot must be freed regardless
         .finally(() => {
           this.inFlight--;
@@ -94,7 +143,7 @@ export class WorkQueue<T extends WorkItem> {
   }
 
   private wake(): void {
-    if (this.queued < this.maxQueued && this.roomWaiters.length > 0) for (const r of this.roomWaiters.splice(0)) r();
+    if (this.queued < this.limits.maxQueued && this.roomWaiters.length > 0) for (const r of this.roomWaiters.splice(0)) r();
     if (this.inFlight === 0 && this.queued === 0 && this.idleWaiters.length > 0) for (const r of this.idleWaiters.splice(0)) r();
   }
 }

@@ -132,13 +132,18 @@ export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliver
       scope(v, req.workspaceId, req.endpointId);
       if (!req.eventId) v.add('event_id', 'is required');
       v.throwIfAny();
-      const updated = await models.deliveries
-        .findOneAndUpdate(
-          { _id: `${req.eventId}|${req.endpointId}`, workspaceId: req.workspaceId },
-          { $set: { state: 'pending', nextAttemptAt: new Date(), leaseOwner: '', leaseUntil: new Date(0), updatedAt: new Date() } },
-          { new: true },
-        )
-        .lean<DeliveryDoc>();
+      const now = new Date();
+      const id = `${req.eventId}|${req.endpointId}`;
+      // A delivery leased right now is being attempted already: leave its lease alone (resetting
+      // it would let a second replica attempt it at the same time and drop the first outcome).
+      const updated =
+        (await models.deliveries
+          .findOneAndUpdate(
+            { _id: id, workspaceId: req.workspaceId, $or: [{ state: { $ne: 'pending' } }, { leaseUntil: { $lte: now } }] },
+            { $set: { state: 'pending', nextAttemptAt: now, leaseOwner: '', leaseUntil: new Date(0), updatedAt: now } },
+            { new: true },
+          )
+          .lean<DeliveryDoc>()) ?? (await models.deliveries.findOne({ _id: id, workspaceId: req.workspaceId }).lean<DeliveryDoc>());
       if (!updated) throw notFound(`no delivery of event ${req.eventId} to endpoint ${req.endpointId} in workspace ${req.workspaceId}`);
       deps.kick();
       return { delivery: toDelivery(updated) };

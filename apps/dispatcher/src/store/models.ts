@@ -61,8 +61,10 @@ export interface EndpointHealthDoc {
   workspaceId: string;
   endpointId: string;
   lastSuccessAt: Date | null;
-  /** Start of the current run of failures; null after a success. */
+  /** Start of the current run of failures; null after a success or an auto-disable. */
   failingSince: Date | null;
+  /** When this dispatcher last auto-disabled the endpoint. */
+  disabledAt?: Date | null;
 }
 
 export interface DispatcherModels {
@@ -132,7 +134,7 @@ export function dispatcherModels(db: Connection): DispatcherModels {
   attempts.index({ expiresAt: 1 });
 
   const health = new Schema<EndpointHealthDoc>(
-    { _id: String, workspaceId: String, endpointId: String, lastSuccessAt: Date, failingSince: Date },
+    { _id: String, workspaceId: String, endpointId: String, lastSuccessAt: Date, failingSince: Date, disabledAt: Date },
     opts('endpoint_health'),
   );
 

@@ -1,0 +1,130 @@
+import { WorkQueue, type WorkItem } from './work-queue';
+
+interface Item extends WorkItem {
+  n: number;
+}
+
+/** A run function whose calls stay open until the test finishes them. */
+function gate() {
+  const open = new Map<number, () => void>();
+  const started: Item[] = [];
+  const run = (item: Item) =>
+    new Promise<void>((resolve) => {
+      started.push(item);
+      open.set(item.n, resolve);
+    });
+  const finish = async (n: number) => {
+    open.get(n)!();
+    open.delete(n);
+    await new Promise((r) => setImmediate(r));
+  };
+  return { run, started, open, finish };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+const limits = { maxInFlight: 10, maxPerEndpoint: 2, maxQueued: 100, maxQueuedPerEndpoint: 50 };
+
+describe('WorkQueue', () => {
+  it('never runs more than the per-endpoint limit for one endpoint, and starts the next when one finishes', async () => {
+    const g = gate();
+    const q = new WorkQueue<Item>(limits, g.run);
+    for (let n = 0; n < 6; n++) q.push({ endpointKey: 'slow', n });
+    await tick();
+    expect(g.started.map((i) => i.n)).toEqual([0, 1]);
+    expect(q.inFlightFor('slow')).toBe(2);
+    expect(q.size).toEqual({ inFlight: 2, queued: 4 });
+    await g.finish(0);
+    expect(g.started.map((i) => i.n)).toEqual([0, 1, 2]);
+    expect(q.inFlightFor('slow')).toBe(2);
+  });
+
+  it('a saturated endpoint does not hold back another endpoint (no head-of-line blocking)', async () => {
+    const g = gate();
+    const q = new WorkQueue<Item>(limits, g.run);
+    for (let n = 0; n < 20; n++) q.push({ endpointKey: 'hanging', n });
+    for (let n = 100; n < 103; n++) q.push({ endpointKey: 'healthy', n });
+    await tick();
+    const healthy = g.started.filter((i) => i.endpointKey === 'healthy').map((i) => i.n);
+    expect(healthy).toEqual([100, 101]);
+    await g.finish(100);
+    expect(g.started.filter((i) => i.endpointKey === 'healthy').map((i) => i.n)).toEqual([100, 101, 102]);
+    expect(q.inFlightFor('hanging')).toBe(2);
+  });
+
+  it('never runs more than the global limit, and serves endpoints round robin', async () => {
+    const g = gate();
+    const q = new WorkQueue<Item>({ ...limits, maxInFlight: 3, maxPerEndpoint: 3 }, g.run);
+    for (let n = 0; n < 5; n++) q.push({ endpointKey: 'a', n });
+    for (let n = 10; n < 15; n++) q.push({ endpointKey: 'b', n });
+    await tick();
+    expect(q.size.inFlight).toBe(3);
+    expect(g.started.map((i) => i.n)).toEqual([0, 1, 2]);
+    await g.finish(0);
+    await g.finish(1);
+    expect(q.size.inFlight).toBe(3);
+    // b got the freed slots although a still had queued work, and a is not forgotten either.
+    expect(g.started.map((i) => i.n)).toEqual([0, 1, 2, 10, 3]);
+  });
+
+  it('refuses a push when one endpoint already has a full queue, but accepts other endpoints', async () => {
+    const g = gate();
+    const q = new WorkQueue<Item>({ ...limits, maxPerEndpoint: 1, maxQueuedPerEndpoint: 3 }, g.run);
+    const accepted = [0, 1, 2, 3, 4].map((n) => q.push({ endpointKey: 'slow', n }));
+    expect(accepted).toEqual([true, true, true, true, false]); // 1 running + 3 waiting
+    expect(q.saturated()).toEqual(['slow']);
+    expect(q.roomFor('slow')).toBe(0);
+    expect(q.push({ endpointKey: 'other', n: 9 })).toBe(true);
+    await tick();
+    await g.finish(0);
+    expect(q.saturated()).toEqual([]);
+    expect(q.roomFor('slow')).toBe(1);
+  });
+
+  it('applies backpressure above maxQueued: waitForRoom waits until work drains, or times out', async () => {
+    const g = gate();
+    const q = new WorkQueue<Item>({ maxInFlight: 1, maxPerEndpoint: 1, maxQueued: 2, maxQueuedPerEndpoint: 10 }, g.run);
+    for (let n = 0; n < 4; n++) q.push({ endpointKey: 'a', n });
+    await tick();
+    expect(q.size).toEqual({ inFlight: 1, queued: 3 });
+    expect(q.hasRoom).toBe(false);
+    expect(await q.waitForRoom(20)).toBe(false);
+    const waiting = q.waitForRoom(5_000);
+    let resolved: boolean | undefined;
+    void waiting.then((v) => (resolved = v));
+    await g.finish(0);
+    await tick();
+    expect(resolved).toBeUndefined(); // queued 2: still full
+    await g.finish(1);
+    await tick();
+    expect(resolved).toBe(true);
+  });
+
+  it('a run that throws frees its slot', async () => {
+    let calls = 0;
+    const q = new WorkQueue<Item>({ ...limits, maxPerEndpoint: 1 }, async () => {
+      calls++;
+      throw new Error('boom');
+    });
+    q.push({ endpointKey: 'a', n: 1 });
+    q.push({ endpointKey: 'a', n: 2 });
+    await q.idle();
+    expect(calls).toBe(2);
+    expect(q.size).toEqual({ inFlight: 0, queued: 0 });
+  });
+
+  it('drainQueued hands back what has not started, and idle() then waits only for the running', async () => {
+    const g = gate();
+    const q = new WorkQueue<Item>({ ...limits, maxPerEndpoint: 1 }, g.run);
+    for (let n = 0; n < 4; n++) q.push({ endpointKey: 'a', n });
+    await tick();
+    expect(q.drainQueued().map((i) => i.n)).toEqual([1, 2, 3]);
+    let idle = false;
+    void q.idle().then(() => (idle = true));
+    await tick();
+    expect(idle).toBe(false);
+    await g.finish(0);
+    await tick();
+    expect(idle).toBe(true);
+    expect(g.started.map((i) => i.n)).toEqual([0]);
+  });
+});
