@@ -32,6 +32,7 @@ export function isolatedServiceEnv(infra: Infra, prefix: string): Record<string,
     KAFKA_TOPIC_ENDPOINT_CHANGES: `${prefix}.endpoint-changes`,
     KAFKA_EVENTS_PARTITIONS: '4',
     KAFKA_INGEST_PARTITIONS: '2',
+    KAFKA_TOPIC_OPERATIONS: `${prefix}.operations`,
     KAFKA_CONSUMER_GROUP: `${prefix}-dispatcher`,
   };
 }
