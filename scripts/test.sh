@@ -34,14 +34,19 @@ step "jest: unit, integration, e2e"
 mkdir -p .local
 status=0
 jest --ci --maxWorkers=2 --json --outputFile=.local/jest-results.json "$@" || status=$?
-node -e '
+read -r jest_passed jest_failed < <(node -p '
   const r = require("./.local/jest-results.json");
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
-  if (r.numTotalTests === 0) { console.error("no tests ran"); process.exit(1); }
-' || status=1
+  `${r.numPassedTests} ${r.numFailedTests + r.numRuntimeErrorTestSuites}`') || { jest_passed=0; jest_failed=1; }
+(( jest_passed > 0 )) || { echo "error: jest ran no tests" >&2; status=1; }
 
-if [[ -f deploy/helm/test.sh && $# -eq 0 ]]; then
+helm_passed=0 helm_failed=0
+if [[ $# -eq 0 ]]; then
   step "helm chart"
-  bash deploy/helm/test.sh || status=1
+  bash deploy/helm/test.sh | tee .local/helm-test.log || status=1
+  read -r helm_passed helm_failed < <(sed -nE 's/^helm chart: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' .local/helm-test.log | tail -n1) || true
+  [[ -n "$helm_passed" ]] || { helm_passed=0; helm_failed=1; status=1; }
 fi
+
+# One closing line for everything that ran (jest tests + chart checks).
+echo "tests: $((jest_passed + helm_passed)) passed, $((jest_failed + helm_failed)) failed"
 exit "$status"
