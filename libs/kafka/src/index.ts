@@ -94,28 +94,53 @@ export function createProducer(kafka: Kafka): Producer {
   });
 }
 
-/** Creates the missing topics; existing ones are left as they are. Safe to run concurrently. */
-export async function ensureTopics(admin: Admin, specs: TopicSpec[], replicationFactor: number): Promise<void> {
+/**
+ * Creates the missing topics; existing ones are left as they are. Safe to run concurrently (two
+ * services starting together). Resolves once every partition of every topic has a leader: on a
+ * freshly started KRaft broker, metadata can briefly answer UNKNOWN_TOPIC_OR_PARTITION for a
+ * topic the controller already created, so readiness is polled rather than trusted to
+ * kafkajs' waitForLeaders (which gives up on that error).
+ */
+export async function ensureTopics(admin: Admin, specs: TopicSpec[], replicationFactor: number, timeoutMs = 60_000): Promise<void> {
   const existing = new Set(await admin.listTopics());
   const missing = specs.filter((t) => !existing.has(t.name));
-  if (missing.length === 0) return;
-  let rf = replicationFactor;
-  if (rf === 0) {
-    const cluster = await admin.describeCluster();
-    rf = Math.min(3, cluster.brokers.length);
+  if (missing.length > 0) {
+    let rf = replicationFactor;
+    if (rf === 0) {
+      const cluster = await admin.describeCluster();
+      rf = Math.min(3, cluster.brokers.length);
+    }
+    const topics: ITopicConfig[] = missing.map((t) => ({
+      topic: t.name,
+      numPartitions: t.partitions,
+      replicationFactor: rf,
+      configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
+    }));
+    try {
+      await admin.createTopics({ topics, waitForLeaders: false });
+    } catch (err) {
+      // TOPIC_ALREADY_EXISTS from a concurrent creator is fine; anything else shows up below.
+      if ((err as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') {
+        const now = new Set(await admin.listTopics().catch(() => [] as string[]));
+        if (!missing.every((t) => now.has(t.name))) throw err;
+      }
+    }
   }
-  const topics: ITopicConfig[] = missing.map((t) => ({
-    topic: t.name,
-    numPartitions: t.partitions,
-    replicationFactor: rf,
-    configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
-  }));
-  try {
-    await admin.createTopics({ topics, waitForLeaders: true });
-  } catch (err) {
-    // Another service created them first: fine, as long as they exist now.
-    const now = new Set(await admin.listTopics());
-    if (!missing.every((t) => now.has(t.name))) throw err;
+  const names = specs.map((t) => t.name);
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: names });
+      const ready = names.every((n) => {
+        const t = topics.find((x) => x.name === n);
+        return t !== undefined && t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0);
+      });
+      if (ready) return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    if (Date.now() > deadline) throw new Error(`topics ${names.join(', ')} have no leaders after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, delay));
   }
 }
 
