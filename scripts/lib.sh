@@ -21,3 +21,18 @@ build() {
   echo "building (tsc -b)..." >&2
   tsc -b tsconfig.build.json
 }
+
+# Starts Kafka + FerretDB unless KAFKA_BROKERS and MONGODB_URI are both given, and exports their
+# addresses. Sets STARTED_INFRA=1 when this call started them (callers stop only what they started).
+STARTED_INFRA=0
+start_infra() {
+  if [[ -n "${KAFKA_BROKERS:-}" && -n "${MONGODB_URI:-}" ]]; then return 0; fi
+  bash deploy/local/infra.sh status >/dev/null 2>&1 || STARTED_INFRA=1
+  local lines
+  lines="$(bash deploy/local/infra.sh start)" || { echo "error: Kafka/FerretDB did not start (see above)" >&2; exit 1; }
+  eval "$(sed 's/^/export /' <<<"$lines")"
+}
+
+stop_infra_if_started() {
+  if (( STARTED_INFRA )); then bash deploy/local/infra.sh stop || true; fi
+}

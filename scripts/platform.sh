@@ -22,7 +22,7 @@ start() {
   fi
   ensure_deps
   build
-  eval "$(bash deploy/local/infra.sh start | sed 's/^/export /')"
+  start_infra
   mkdir -p "$PLATFORM_DIR/logs"
   # A local master key for endpoint secrets, made once. Production passes its own keys.
   if [[ ! -s "$PLATFORM_DIR/secret-keys" ]]; then

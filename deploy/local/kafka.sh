@@ -221,12 +221,15 @@ cmd_wait() {
       rm -f "$KAFKA_PIDFILE"
       return 1
     fi
-    # "Kafka Server started" is logged only after the broker has been
-    # unfenced; the Metadata probe then confirms clients actually get served.
-    if port_open "$BIND_HOST" "$KAFKA_PORT" && started_in_log; then
+    # Ready when a Metadata request lists a live broker (clients actually get
+    # served). Without node for the probe (rc 2), fall back to the "Kafka Server
+    # started" line of this start. The log line alone is not required: for a
+    # broker that was already running, size-based rotation may have moved it
+    # out of server.log.
+    if port_open "$BIND_HOST" "$KAFKA_PORT"; then
       local rc=0
       probe kafka "$BIND_HOST" "$KAFKA_PORT" || rc=$?
-      if (( rc == 0 || rc == 2 )); then
+      if (( rc == 0 )) || { (( rc == 2 )) && started_in_log; }; then
         log "kafka ready (pid $pid) on $KAFKA_ADDR"
         return 0
       fi
