@@ -108,3 +108,6 @@ export function verifyStandard(
   }
   return ok ? { ok: true } : { ok: false, reason: 'no-match' };
 }
+
+// verify(rawBody, secrets, headers): either scheme, one call (receivers start here).
+export { verify, type HeaderSource, type SignatureScheme, type VerifyFailure, type VerifyOptions, type VerifyResult } from './verify';
