@@ -3,8 +3,10 @@ import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import mongoose from 'mongoose';
 import { deliveryV1, endpointsV1 } from '@hookline/proto';
-import { createLogger, GrpcServer, Lifecycle, timeOrderedId, type Logger } from '@hookline/service-kit';
-import { allTopics, createKafka, createProducer, ensureTopics } from '@hookline/kafka';
+import { metrics } from '@opentelemetry/api';
+import { createLogger, GrpcServer, Lifecycle, Readiness, timeOrderedId, watchMongoose, type Logger } from '@hookline/service-kit';
+import { allTopics, createKafka, createProducer, ensureTopics, watchConsumer } from '@hookline/kafka';
+import { currentTelemetry } from '@hookline/telemetry';
 import { AllowList } from '@hookline/url-policy';
 import type { DispatcherConfig } from './config';
 import { DeliveryEngine } from './delivery/engine';
@@ -12,6 +14,7 @@ import { HttpAttempter, type Resolver } from './delivery/http-attempt';
 import { DeliveryPipeline } from './delivery/pipeline';
 import { ScheduleRetryPolicy } from './delivery/retry-policy';
 import { deliveryService } from './grpc/delivery-service';
+import { deliveryMetrics } from './metrics';
 import { KafkaOperationalEvents } from './operations/operational-events';
 import { RegistryControl } from './registry-client';
 import { dispatcherModels } from './store/models';
@@ -21,7 +24,10 @@ export interface DispatcherApp {
   start(): Promise<void>;
   stop(): Promise<void>;
   readonly port: number;
+  /** Bound Prometheus port when METRICS_PORT is set (and telemetry is on). */
+  readonly metricsPort: number | undefined;
   readonly log: Logger;
+  readonly readiness: Readiness;
   /** The engine, once started (tests read its load). */
   readonly engine: DeliveryEngine | undefined;
 }
@@ -35,21 +41,33 @@ export interface DispatcherOverrides {
 
 export function createApp(config: DispatcherConfig, log: Logger = createLogger('dispatcher', config.logLevel), overrides: DispatcherOverrides = {}): DispatcherApp {
   const life = new Lifecycle(log);
+  const readiness = new Readiness(log);
+  let metricsPort: number | undefined;
   const owner = `${hostname()}-${process.pid}-${timeOrderedId('d').slice(-8)}`;
   let port = 0;
   let engine: DeliveryEngine | undefined;
   let stopDeadline = Infinity;
   return {
     log,
+    readiness,
     get port() {
       return port;
     },
+    get metricsPort() {
+      return metricsPort;
+    },
     async start() {
+      // Registered first, so it runs last: the spans of the stop itself are exported too.
+      life.defer('telemetry flush', () => currentTelemetry()?.flush());
       log.info({ db: config.mongoDatabase, owner }, 'connecting to MongoDB');
       const db = mongoose.createConnection(config.mongoUri, { dbName: config.mongoDatabase, serverSelectionTimeoutMS: 5_000 });
+      watchMongoose(db, readiness);
       life.defer('mongodb', () => db.close());
       await db.asPromise();
       const models = dispatcherModels(db);
+      const meters = deliveryMetrics(metrics.getMeter('hookline'), () =>
+        models.deliveries.countDocuments({ state: 'pending', attemptCount: { $gt: 0 }, nextAttemptAt: { $lte: new Date() } }).maxTimeMS(2_000).exec(),
+      );
       await Promise.all(Object.values(models).map((m) => m.createIndexes()));
 
       log.info({ registry: config.registryAddress }, 'connecting to endpoint-registry');
@@ -96,6 +114,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         retentionMs: config.retentionMs,
         autoDisableAfterMs: config.autoDisableAfterMs,
         log,
+        metrics: meters,
       });
       const eng = new DeliveryEngine(models, subscribers, pipeline, { ...config, owner }, log);
       engine = eng;
@@ -120,6 +139,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       // maxWaitTimeInMs 1 s (kafkajs default 5 s): a stop waits for the fetch in progress, and the
       // shutdown deadline is better spent on in-flight attempts.
       const consumer = kafka.consumer({ groupId: config.consumerGroup, sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.min(3_000, Math.floor(config.sessionTimeoutMs / 3)), maxBytesPerPartition: 1024 * 1024, maxWaitTimeInMs: 1_000 });
+      watchConsumer(consumer, readiness, 'kafka events consumer');
       await consumer.connect();
       await consumer.subscribe({ topic: config.kafka.topics.events.name, fromBeginning: true });
       await consumer.run({
@@ -140,6 +160,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
             // Only after the deliveries are durable (intake resolved) do the offsets move on.
             await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
             resolveOffset(last);
+            meters.consumerLag(batch.topic, batch.partition, Math.max(Number(BigInt(batch.highWatermark) - BigInt(last) - 1n), 0));
             await release();
             await heartbeat();
           }
@@ -154,10 +175,20 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       server.add(deliveryV1.DeliveryServiceService, 'webhooks.delivery.v1.DeliveryService', deliveryService({ models, http, subscribers, examples: control, retentionMs: config.retentionMs, kick: () => void eng.scan() }));
       port = await server.listen(config.grpcHost, config.grpcPort);
       life.defer('grpc server', () => server.shutdown(5_000));
-      server.setHealth('SERVING');
+      if (config.metricsPort !== undefined) {
+        const m = await currentTelemetry()?.startMetricsServer(config.metricsHost, config.metricsPort);
+        if (m) {
+          metricsPort = m.port;
+          life.defer('metrics server', () => m.close());
+          log.info({ host: config.metricsHost, metricsPort }, 'serving Prometheus metrics on /metrics');
+        }
+      }
+      readiness.attach(server);
+      readiness.ready();
       log.info({ host: config.grpcHost, port }, 'dispatcher serving gRPC');
     },
     stop: () => {
+      readiness.drain();
       stopDeadline = Date.now() + config.shutdownDeadlineMs;
       return life.stop(config.shutdownDeadlineMs);
     },

@@ -1,5 +1,6 @@
 // The only reader of process.env in the dispatcher. See the README's configuration table.
 import { EnvReader } from '@hookline/service-kit';
+import { readTelemetrySettings } from '@hookline/telemetry';
 import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
 import { AllowList } from '@hookline/url-policy';
 import { parseSchedule } from './delivery/retry-policy';
@@ -8,6 +9,9 @@ export interface DispatcherConfig {
   grpcHost: string;
   grpcPort: number;
   logLevel: string;
+  /** Prometheus scrape port (GET /metrics); undefined = no endpoint. 0 picks a free port. */
+  metricsPort: number | undefined;
+  metricsHost: string;
   mongoUri: string;
   mongoDatabase: string;
   kafka: KafkaSettings;
@@ -52,6 +56,9 @@ const DEFAULT_SCHEDULE = '5s,5m,30m,2h,5h,10h,10h';
 
 export function loadConfig(env: Record<string, string | undefined>): DispatcherConfig {
   const r = new EnvReader(env);
+  // OTEL_* and METRICS_* (also read by instrument.ts, first thing): listed with every other problem.
+  const { settings: telemetry, problems: telemetryProblems } = readTelemetrySettings(env, 'dispatcher');
+  for (const p of telemetryProblems) r.problem(p);
   const targetAllowList = r.list('TARGET_ALLOWLIST');
   for (const p of AllowList.validate(targetAllowList)) r.problem(`TARGET_ALLOWLIST: ${p}`);
   let retrySchedule: number[] = [];
@@ -64,6 +71,8 @@ export function loadConfig(env: Record<string, string | undefined>): DispatcherC
     grpcHost: r.string('GRPC_HOST', '0.0.0.0'),
     grpcPort: r.int('GRPC_PORT', 50053, { min: 0, max: 65535 }),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    metricsPort: telemetry.metricsPort,
+    metricsHost: telemetry.metricsHost,
     mongoUri: r.string('MONGODB_URI', 'mongodb://127.0.0.1:27027/'),
     mongoDatabase: r.string('MONGODB_DATABASE', 'hookline_dispatcher'),
     kafka: readKafkaSettings(r, 'dispatcher'),

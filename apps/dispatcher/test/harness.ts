@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import mongoose from 'mongoose';
 import { deliveryV1, endpointsV1, eventsV1 } from '@hookline/proto';
-import { createLogger } from '@hookline/service-kit';
+import { createLogger, type Logger } from '@hookline/service-kit';
 import { infraFromEnv, isolatedServiceEnv, makeTestPki, rpc, TestReceiver, type TestPki } from '@hookline/testing';
 import { createApp as createRegistry } from '../../endpoint-registry/src/app';
 import { loadConfig as loadRegistryConfig } from '../../endpoint-registry/src/config';
@@ -36,13 +36,14 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
-export async function startPlatform(prefix: string, dispatcherEnv: Record<string, string>, resolver?: Resolver): Promise<Platform> {
+export async function startPlatform(prefix: string, dispatcherEnv: Record<string, string>, resolver?: Resolver, logFor?: (service: string) => Logger): Promise<Platform> {
   const infra = infraFromEnv();
   const pki = makeTestPki();
   const receiver = new TestReceiver(pki);
   await receiver.start();
   const base = { ...isolatedServiceEnv(infra, prefix), GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', LOG_LEVEL: 'silent' };
   const silent = createLogger('test', 'silent');
+  const logOf = (service: string) => logFor?.(service) ?? silent;
   const stops: (() => Promise<void>)[] = [async () => receiver.stop()];
   const stop = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);
@@ -50,16 +51,16 @@ export async function startPlatform(prefix: string, dispatcherEnv: Record<string
   try {
     const reg = createRegistry(
       loadRegistryConfig({ ...base, MONGODB_DATABASE: `${prefix}_registry`, SECRET_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`, TARGET_ALLOWLIST: 'localhost,127.0.0.0/8,::1/128' }),
-      silent,
+      logOf('endpoint-registry'),
     );
     await reg.start();
     stops.push(() => reg.stop());
     const registryAddress = `127.0.0.1:${reg.port}`;
-    const ing = createIngest(loadIngestConfig({ ...base, MONGODB_DATABASE: `${prefix}_ingest`, REGISTRY_ADDRESS: registryAddress }), silent);
+    const ing = createIngest(loadIngestConfig({ ...base, MONGODB_DATABASE: `${prefix}_ingest`, REGISTRY_ADDRESS: registryAddress }), logOf('event-ingest'));
     await ing.start();
     stops.push(() => ing.stop());
     const env = { ...base, MONGODB_DATABASE: `${prefix}_dispatcher`, REGISTRY_ADDRESS: registryAddress, KAFKA_TOPIC_OPERATIONS: `${prefix}.operations`, ...dispatcherEnv };
-    const dispatcher = createDispatcher(loadDispatcherConfig(env), silent, { ca: [pki.ca], ...(resolver ? { resolver } : {}) });
+    const dispatcher = createDispatcher(loadDispatcherConfig(env), logOf('dispatcher'), { ca: [pki.ca], ...(resolver ? { resolver } : {}) });
     await dispatcher.start();
     stops.push(() => dispatcher.stop());
     const creds = grpc.credentials.createInsecure();

@@ -1,7 +1,8 @@
 // Composition root: build dependencies in a fixed, logged order; undo them in reverse.
 import mongoose from 'mongoose';
 import { endpointsV1 } from '@hookline/proto';
-import { createLogger, GrpcServer, Lifecycle, type Logger } from '@hookline/service-kit';
+import { createLogger, GrpcServer, Lifecycle, Readiness, watchMongoose, type Logger } from '@hookline/service-kit';
+import { currentTelemetry } from '@hookline/telemetry';
 import { allTopics, createKafka, createProducer, ensureTopics } from '@hookline/kafka';
 import { AllowList } from '@hookline/url-policy';
 import type { RegistryConfig } from './config';
@@ -17,20 +18,32 @@ export interface RegistryApp {
   stop(): Promise<void>;
   /** The bound gRPC port (after start). */
   readonly port: number;
+  /** Bound Prometheus port when METRICS_PORT is set (and telemetry is on). */
+  readonly metricsPort: number | undefined;
   readonly log: Logger;
+  readonly readiness: Readiness;
 }
 
 export function createApp(config: RegistryConfig, log: Logger = createLogger('endpoint-registry', config.logLevel)): RegistryApp {
   const life = new Lifecycle(log);
+  const readiness = new Readiness(log);
   let port = 0;
+  let metricsPort: number | undefined;
   return {
     log,
+    readiness,
     get port() {
       return port;
     },
+    get metricsPort() {
+      return metricsPort;
+    },
     async start() {
+      // Registered first, so it runs last: the spans of the stop itself are exported too.
+      life.defer('telemetry flush', () => currentTelemetry()?.flush());
       log.info({ db: config.mongoDatabase }, 'connecting to MongoDB');
       const db = mongoose.createConnection(config.mongoUri, { dbName: config.mongoDatabase, serverSelectionTimeoutMS: 5_000 });
+      watchMongoose(db, readiness);
       life.defer('mongodb', () => db.close());
       await db.asPromise();
       const models = registryModels(db);
@@ -61,9 +74,21 @@ export function createApp(config: RegistryConfig, log: Logger = createLogger('en
       }));
       port = await server.listen(config.grpcHost, config.grpcPort);
       life.defer('grpc server', () => server.shutdown(5_000));
-      server.setHealth('SERVING');
+      if (config.metricsPort !== undefined) {
+        const m = await currentTelemetry()?.startMetricsServer(config.metricsHost, config.metricsPort);
+        if (m) {
+          metricsPort = m.port;
+          life.defer('metrics server', () => m.close());
+          log.info({ host: config.metricsHost, metricsPort }, 'serving Prometheus metrics on /metrics');
+        }
+      }
+      readiness.attach(server);
+      readiness.ready();
       log.info({ host: config.grpcHost, port }, 'endpoint-registry serving gRPC');
     },
-    stop: () => life.stop(),
+    stop: () => {
+      readiness.drain();
+      return life.stop();
+    },
   };
 }

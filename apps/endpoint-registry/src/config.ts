@@ -1,6 +1,7 @@
 // The only reader of process.env in endpoint-registry. Every key, its default and meaning is in
 // the README's configuration table.
 import { EnvReader } from '@hookline/service-kit';
+import { readTelemetrySettings } from '@hookline/telemetry';
 import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
 import { AllowList } from '@hookline/url-policy';
 
@@ -9,6 +10,9 @@ export interface RegistryConfig {
   /** 0 picks a free port (tests). */
   grpcPort: number;
   logLevel: string;
+  /** Prometheus scrape port (GET /metrics); undefined = no endpoint. 0 picks a free port. */
+  metricsPort: number | undefined;
+  metricsHost: string;
   mongoUri: string;
   mongoDatabase: string;
   kafka: KafkaSettings;
@@ -21,6 +25,9 @@ export interface RegistryConfig {
 
 export function loadConfig(env: Record<string, string | undefined>): RegistryConfig {
   const r = new EnvReader(env);
+  // OTEL_* and METRICS_* (also read by instrument.ts, first thing): listed with every other problem.
+  const { settings: telemetry, problems: telemetryProblems } = readTelemetrySettings(env, 'endpoint-registry');
+  for (const p of telemetryProblems) r.problem(p);
   const keysRaw = r.string('SECRET_ENCRYPTION_KEYS');
   const secretKeys = new Map<string, Buffer>();
   for (const entry of keysRaw.split(',').filter(Boolean)) {
@@ -40,6 +47,8 @@ export function loadConfig(env: Record<string, string | undefined>): RegistryCon
     grpcHost: r.string('GRPC_HOST', '0.0.0.0'),
     grpcPort: r.int('GRPC_PORT', 50051, { min: 0, max: 65535 }),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    metricsPort: telemetry.metricsPort,
+    metricsHost: telemetry.metricsHost,
     mongoUri: r.string('MONGODB_URI', 'mongodb://127.0.0.1:27027/'),
     mongoDatabase: r.string('MONGODB_DATABASE', 'hookline_registry'),
     kafka: readKafkaSettings(r, 'endpoint-registry'),

@@ -2,12 +2,15 @@
 import * as grpc from '@grpc/grpc-js';
 import mongoose from 'mongoose';
 import { endpointsV1, eventsV1 } from '@hookline/proto';
-import { createLogger, GrpcServer, Lifecycle, type Logger } from '@hookline/service-kit';
-import { allTopics, createKafka, createProducer, ensureTopics } from '@hookline/kafka';
+import { createLogger, GrpcServer, Lifecycle, Readiness, watchMongoose, type Logger } from '@hookline/service-kit';
+import { allTopics, brokerProbe, createKafka, createProducer, ensureTopics, watchConsumer } from '@hookline/kafka';
+import { currentTelemetry } from '@hookline/telemetry';
+import { metrics } from '@opentelemetry/api';
 import type { IngestConfig } from './config';
 import { Catalog, RegistryEventTypes } from './catalog/catalog';
 import { MongoIdempotencyStore } from './idempotency/idempotency-store';
-import { KafkaEventSink } from './publish/event-publisher';
+import { KafkaEventSink, type EventSink } from './publish/event-publisher';
+import { ingestMetrics } from './metrics';
 import { Ingestor } from './ingestor';
 import { ingestService } from './grpc/ingest-service';
 import { KafkaIngestConsumer } from './kafka-ingest/ingest-consumer';
@@ -16,20 +19,33 @@ export interface IngestApp {
   start(): Promise<void>;
   stop(): Promise<void>;
   readonly port: number;
+  /** Bound Prometheus port when METRICS_PORT is set (and telemetry is on). */
+  readonly metricsPort: number | undefined;
   readonly log: Logger;
+  readonly readiness: Readiness;
 }
 
 export function createApp(config: IngestConfig, log: Logger = createLogger('event-ingest', config.logLevel)): IngestApp {
   const life = new Lifecycle(log);
+  const readiness = new Readiness(log);
   let port = 0;
+  let metricsPort: number | undefined;
   return {
     log,
+    readiness,
     get port() {
       return port;
     },
+    get metricsPort() {
+      return metricsPort;
+    },
     async start() {
+      // Registered first, so it runs last: the spans of the stop itself are exported too.
+      life.defer('telemetry flush', () => currentTelemetry()?.flush());
+      const counters = ingestMetrics(metrics.getMeter('hookline'));
       log.info({ db: config.mongoDatabase }, 'connecting to MongoDB');
       const db = mongoose.createConnection(config.mongoUri, { dbName: config.mongoDatabase, serverSelectionTimeoutMS: 5_000 });
+      watchMongoose(db, readiness);
       life.defer('mongodb', () => db.close());
       await db.asPromise();
       const keys = new MongoIdempotencyStore(db, config.idempotencyWindowMs, log);
@@ -54,7 +70,22 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
       const registry = new endpointsV1.EndpointRegistryServiceClient(config.registryAddress, grpc.credentials.createInsecure());
       life.defer('registry client', () => registry.close());
       const catalog = new Catalog(new RegistryEventTypes(registry), config.catalogTtlMs);
-      const ingestor = new Ingestor(catalog, keys, new KafkaEventSink(producer, config.kafka.topics.events.name, config.publishTimeoutMs), config.maxPayloadBytes, log);
+      // A publish the broker did not acknowledge means the broker is lost: NOT_SERVING until a
+      // metadata request answers again (probed every 5 s) or a later publish succeeds.
+      const kafkaSink = new KafkaEventSink(producer, config.kafka.topics.events.name, config.publishTimeoutMs);
+      const probe = brokerProbe(kafka);
+      const sink: EventSink = {
+        async publish(events) {
+          try {
+            await kafkaSink.publish(events);
+          } catch (err) {
+            readiness.markDown('kafka', 'the broker did not acknowledge a publish', probe);
+            throw err;
+          }
+          readiness.markUp('kafka');
+        },
+      };
+      const ingestor = new Ingestor(catalog, keys, sink, config.maxPayloadBytes, log, undefined, counters);
 
       if (config.kafkaIngestEnabled) {
         // Registered after the producer, so it stops first: no record is mid-flight when the
@@ -65,18 +96,32 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
           ingestor,
           { topic: config.kafka.topics.ingest.name, dlqTopic: config.kafka.topics.ingestDlq.name, groupId: config.kafkaIngestGroup },
           log.child({ component: 'kafka-ingest' }),
+          counters,
         );
         life.defer('kafka ingest consumer', () => ingest.stop());
         await ingest.start();
+        watchConsumer(ingest.kafkaConsumer!, readiness, 'kafka ingest consumer');
       }
 
       const server = new GrpcServer(log);
       server.add(eventsV1.EventIngestServiceService, 'webhooks.events.v1.EventIngestService', ingestService(ingestor));
       port = await server.listen(config.grpcHost, config.grpcPort);
       life.defer('grpc server', () => server.shutdown(5_000));
-      server.setHealth('SERVING');
+      if (config.metricsPort !== undefined) {
+        const m = await currentTelemetry()?.startMetricsServer(config.metricsHost, config.metricsPort);
+        if (m) {
+          metricsPort = m.port;
+          life.defer('metrics server', () => m.close());
+          log.info({ host: config.metricsHost, metricsPort }, 'serving Prometheus metrics on /metrics');
+        }
+      }
+      readiness.attach(server);
+      readiness.ready();
       log.info({ host: config.grpcHost, port }, 'event-ingest serving gRPC');
     },
-    stop: () => life.stop(),
+    stop: () => {
+      readiness.drain();
+      return life.stop();
+    },
   };
 }

@@ -1,11 +1,15 @@
 // The only reader of process.env in event-ingest. See the README's configuration table.
 import { EnvReader } from '@hookline/service-kit';
+import { readTelemetrySettings } from '@hookline/telemetry';
 import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
 
 export interface IngestConfig {
   grpcHost: string;
   grpcPort: number;
   logLevel: string;
+  /** Prometheus scrape port (GET /metrics); undefined = no endpoint. 0 picks a free port. */
+  metricsPort: number | undefined;
+  metricsHost: string;
   mongoUri: string;
   mongoDatabase: string;
   kafka: KafkaSettings;
@@ -34,10 +38,15 @@ export const MAX_PAYLOAD_LIMIT = 1_000_000;
 
 export function loadConfig(env: Record<string, string | undefined>): IngestConfig {
   const r = new EnvReader(env);
+  // OTEL_* and METRICS_* (also read by instrument.ts, first thing): listed with every other problem.
+  const { settings: telemetry, problems: telemetryProblems } = readTelemetrySettings(env, 'event-ingest');
+  for (const p of telemetryProblems) r.problem(p);
   const config: IngestConfig = {
     grpcHost: r.string('GRPC_HOST', '0.0.0.0'),
     grpcPort: r.int('GRPC_PORT', 50052, { min: 0, max: 65535 }),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    metricsPort: telemetry.metricsPort,
+    metricsHost: telemetry.metricsHost,
     mongoUri: r.string('MONGODB_URI', 'mongodb://127.0.0.1:27027/'),
     mongoDatabase: r.string('MONGODB_DATABASE', 'hookline_ingest'),
     kafka: readKafkaSettings(r, 'event-ingest'),

@@ -8,6 +8,7 @@ import type { Catalog } from './catalog/catalog';
 import { asServiceError } from './errors';
 import type { IdempotencyStore } from './idempotency/idempotency-store';
 import { PartialPublishError, type AcceptedEvent, type EventSink } from './publish/event-publisher';
+import { NO_INGEST_METRICS, type IngestCounters, type Transport } from './metrics';
 
 export const MAX_IDEMPOTENCY_KEY = 256;
 export const MAX_BATCH = 1000;
@@ -22,6 +23,13 @@ export interface PublishOptions {
    * UNAVAILABLE. The gRPC batch leaves this off: its items are independent.
    */
   ordered?: boolean;
+  /** For metrics: where the items came from (default grpc). */
+  transport?: Transport;
+  /**
+   * Count failed items as `rejected` (default true). The Kafka path says false: its failures are
+   * either retried (not a rejection) or dead-lettered, and counted there.
+   */
+  countRejected?: boolean;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -40,6 +48,7 @@ export class Ingestor {
     private readonly log?: Logger,
     /** How long a call waits for a concurrent call with the same key to finish (default 5 s). */
     private readonly concurrentWaitMs = 5_000,
+    private readonly metrics: IngestCounters = NO_INGEST_METRICS,
   ) {}
 
   /** Every check PublishEvent makes, without publishing. Throws ServiceError. */
@@ -151,7 +160,26 @@ export class Ingestor {
       outcomes[i] = o === undefined ? { ok: false, error: notAttempted() } : o.ok ? { ...o, duplicate: true } : o;
     }
     for (let i = 0; i < items.length; i++) outcomes[i] ??= { ok: false, error: notAttempted() };
+    this.count(outcomes as ItemOutcome[], options);
     return outcomes as ItemOutcome[];
+  }
+
+  private count(outcomes: ItemOutcome[], options: PublishOptions): void {
+    const transport = options.transport ?? 'grpc';
+    let accepted = 0;
+    let duplicate = 0;
+    const rejected = new Map<string, number>();
+    for (const o of outcomes) {
+      if (o.ok && o.duplicate) duplicate++;
+      else if (o.ok) accepted++;
+      else {
+        const code = status[o.error.code] ?? String(o.error.code);
+        rejected.set(code, (rejected.get(code) ?? 0) + 1);
+      }
+    }
+    this.metrics.events('accepted', transport, accepted);
+    this.metrics.events('duplicate', transport, duplicate);
+    if (options.countRejected ?? true) for (const [code, n] of rejected) this.metrics.events('rejected', transport, n, code);
   }
 
   /**

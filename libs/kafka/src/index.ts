@@ -1,7 +1,7 @@
 // Kafka plumbing shared by the services: settings read through each service's config.ts,
 // client construction with logs routed to pino, and idempotent topic creation.
-import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type LogEntry, type Producer } from 'kafkajs';
-import type { EnvReader, Logger } from '@hookline/service-kit';
+import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type ITopicConfig, type LogEntry, type Producer } from 'kafkajs';
+import type { EnvReader, Logger, Readiness } from '@hookline/service-kit';
 
 export interface TopicSpec {
   name: string;
@@ -146,4 +146,31 @@ export async function ensureTopics(admin: Admin, specs: TopicSpec[], replication
 
 export function allTopics(settings: KafkaSettings): TopicSpec[] {
   return Object.values(settings.topics);
+}
+
+/** What a consumer's readiness needs (kafkajs Consumer). */
+type ConsumerEvents = Pick<Consumer, 'on' | 'events'>;
+
+/**
+ * NOT_SERVING while a consumer is out of its group: it crashed (kafkajs restarts it after lost
+ * brokers or coordinator errors) or disconnected; SERVING again once it has rejoined and fetches.
+ */
+export function watchConsumer(consumer: ConsumerEvents, readiness: Readiness, dep: string): void {
+  consumer.on(consumer.events.CRASH, (e) => readiness.markDown(dep, `consumer crashed: ${e.payload.error.name}${e.payload.restart ? '; restarting' : ''}`));
+  consumer.on(consumer.events.DISCONNECT, () => readiness.markDown(dep, 'consumer disconnected'));
+  consumer.on(consumer.events.GROUP_JOIN, () => readiness.markUp(dep));
+  consumer.on(consumer.events.FETCH_START, () => readiness.markUp(dep));
+}
+
+/** A cheap broker round trip (cluster metadata) for Readiness probes after a failed produce. */
+export function brokerProbe(kafka: Kafka): () => Promise<void> {
+  return async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await admin.describeCluster();
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  };
 }

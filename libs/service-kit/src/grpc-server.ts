@@ -5,6 +5,8 @@ import * as grpc from '@grpc/grpc-js';
 import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type TextMapGetter } from '@opentelemetry/api';
+import { tracer } from '@hookline/telemetry';
 import { descriptorSetPath } from '@hookline/proto';
 import { toGrpcStatus } from './errors';
 import type { Logger } from './logger';
@@ -50,13 +52,34 @@ export class GrpcServer {
   }
 
   private adapt(rpc: string, handler: AsyncUnary<unknown, unknown>): grpc.handleUnaryCall<unknown, unknown> {
+    const [service = '', method = ''] = rpc.split('/');
     return (call, callback) => {
-      handler(call.request, call).then(
-        (response) => callback(null, response),
+      // The grpc-js library instrumentation (processes with tracing on) already made the server
+      // span; elsewhere (tests in one process, or tracing off: a no-op span) we make it here,
+      // continuing the caller's trace from the request metadata.
+      const own = trace.getActiveSpan() === undefined;
+      const parent = own ? propagation.extract(ROOT_CONTEXT, call.metadata, metadataGetter) : context.active();
+      const span = own
+        ? tracer().startSpan(rpc, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method } }, parent)
+        : trace.getActiveSpan()!;
+      const end = (code: grpc.status) => {
+        if (!own) return;
+        span.setAttribute('rpc.grpc.status_code', code);
+        if (code !== grpc.status.OK) span.setStatus({ code: SpanStatusCode.ERROR, message: grpc.status[code] });
+        span.end();
+      };
+      context.with(trace.setSpan(parent, span), () => handler(call.request, call)).then(
+        (response) => {
+          end(grpc.status.OK);
+          callback(null, response);
+        },
         (err: unknown) => {
-          const s = toGrpcStatus(err, (ref, cause) => this.log.error({ rpc, ref, err: cause }, 'request failed'));
-          if (s.code !== grpc.status.INTERNAL) this.log.info({ rpc, code: grpc.status[s.code], reason: s.details }, 'request rejected');
-          callback({ code: s.code, details: s.details, metadata: s.metadata });
+          context.with(trace.setSpan(parent, span), () => {
+            const s = toGrpcStatus(err, (ref, cause) => this.log.error({ rpc, ref, err: cause }, 'request failed'));
+            if (s.code !== grpc.status.INTERNAL) this.log.info({ rpc, code: grpc.status[s.code], reason: s.details }, 'request rejected');
+            end(s.code);
+            callback({ code: s.code, details: s.details, metadata: s.metadata });
+          });
         },
       );
     };
@@ -92,6 +115,14 @@ export class GrpcServer {
     });
   }
 }
+
+const metadataGetter: TextMapGetter<grpc.Metadata> = {
+  keys: (m) => Object.keys(m.getMap()),
+  get: (m, key) => {
+    const v = m.get(key)[0];
+    return v === undefined ? undefined : v.toString();
+  },
+};
 
 /** A deadline `ms` from now, for every client call (grpc-js has no default deadline). */
 export const deadlineIn = (ms: number): Date => new Date(Date.now() + ms);

@@ -5,3 +5,4 @@ export * from './config';
 export * from './grpc-server';
 export * from './ids';
 export * from './run';
+export * from './readiness';

@@ -10,8 +10,10 @@
 // (or re-queued by our own scheduler) while this replica is alive; a replica that dies stops
 // renewing and its work is retaken leaseMs later. A delivery that does not fit in memory (its
 // endpoint's queue is full) is released at once and left to the scheduler.
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Link, type Span } from '@opentelemetry/api';
 import { eventsV1 } from '@hookline/proto';
 import type { Logger } from '@hookline/service-kit';
+import { extractKafkaContext, linkFromTraceparent, traceparentOf, tracer } from '@hookline/telemetry';
 import type { KafkaMessage } from 'kafkajs';
 import { payloadBytes, type DeliveryDoc, type DispatcherModels, type EventDoc } from '../store/models';
 import type { SubscriberSource } from '../subscribers/subscriber-cache';
@@ -21,6 +23,12 @@ import { WorkQueue, type WorkItem } from './work-queue';
 interface Job extends WorkItem {
   delivery: DeliveryDoc;
   event: EventData;
+  /**
+   * Trace of the work: intake continues the publisher's trace (context from the record's
+   * headers) and the attempt runs later from the queue under it; a retry picked up by the
+   * scheduler starts a new trace linked to the one that created the delivery.
+   */
+  trace: { parent?: Context; links?: Link[] };
 }
 
 export interface EngineOptions {
@@ -86,11 +94,22 @@ export class DeliveryEngine {
   async intake(messages: KafkaMessage[]): Promise<() => Promise<void>> {
     const now = Date.now();
     const events: EventData[] = [];
+    // One consumer span per record, continuing the trace its producer put in the headers (no-op
+    // spans while tracing is off). Ended once the deliveries are durable.
+    const spans = new Map<string, Span>();
     for (const m of messages) {
       if (!m.value) continue;
       try {
         const r = eventsV1.EventRecord.decode(m.value);
         events.push({ id: r.eventId, workspaceId: r.workspaceId, type: r.eventType, createdAt: r.createTime ?? new Date(Number(m.timestamp)), payload: r.payload });
+        spans.set(
+          r.eventId,
+          tracer().startSpan(
+            'webhook.intake',
+            { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'process', 'messaging.kafka.offset': Number(m.offset), 'hookline.event_id': r.eventId, 'hookline.event_type': r.eventType, 'hookline.workspace_id': r.workspaceId } },
+            extractKafkaContext(m.headers),
+          ),
+        );
       } catch (err) {
         // Only event-ingest writes this topic; an undecodable record is a bug, not input. Logged, skipped.
         this.log.error({ err, offset: m.offset }, 'undecodable record on the events topic skipped');
@@ -105,37 +124,65 @@ export class DeliveryEngine {
     const expiresAt = new Date(now + this.opts.retentionMs);
     const jobs: Job[] = [];
     const eventDocs: EventDoc[] = [];
-    await Promise.all(
-      [...groups.values()].map(async (group) => {
-        const first = group[0]!;
-        const subs = await this.subscribers.resolve(first.workspaceId, first.type);
-        if (subs.length === 0) return;
-        for (const e of group) {
-          eventDocs.push({ _id: e.id, workspaceId: e.workspaceId, eventType: e.type, payload: e.payload, createdAt: e.createdAt, expiresAt });
-          for (const s of subs) {
-            const delivery: DeliveryDoc = {
-              _id: `${e.id}|${s.endpointId}`,
-              eventId: e.id,
-              workspaceId: e.workspaceId,
-              endpointId: s.endpointId,
-              eventType: e.type,
-              eventCreatedAt: e.createdAt,
-              state: 'pending',
-              attemptCount: 0,
-              nextAttemptAt: new Date(now),
-              leaseOwner: this.opts.owner,
-              leaseUntil,
-              lastError: '',
-              updatedAt: new Date(now),
-              expiresAt,
-            };
-            jobs.push({ endpointKey: `${e.workspaceId}|${s.endpointId}`, delivery, event: e });
+    const ctxOf = (eventId: string): Context => trace.setSpan(ROOT_CONTEXT, spans.get(eventId)!);
+    let inserted: Set<string>;
+    try {
+      await Promise.all(
+        [...groups.values()].map(async (group) => {
+          const first = group[0]!;
+          // The lookup (cache or registry) is shared by the group; its span sits in the first event's trace.
+          const lookup = tracer().startSpan('subscribers.resolve', { attributes: { 'hookline.workspace_id': first.workspaceId, 'hookline.event_type': first.type, 'hookline.events': group.length } }, ctxOf(first.id));
+          let subs: Awaited<ReturnType<SubscriberSource['resolve']>>;
+          try {
+            subs = await context.with(trace.setSpan(ROOT_CONTEXT, lookup), () => this.subscribers.resolve(first.workspaceId, first.type));
+            lookup.setAttribute('hookline.subscribers', subs.length);
+          } catch (err) {
+            lookup.recordException(err as Error);
+            lookup.setStatus({ code: SpanStatusCode.ERROR });
+            throw err;
+          } finally {
+            lookup.end();
           }
-        }
-      }),
-    );
-    await insertIgnoringDuplicates(this.models.events, eventDocs);
-    const inserted = await insertIgnoringDuplicates(this.models.deliveries, jobs.map((j) => j.delivery));
+          for (const e of group) spans.get(e.id)?.setAttribute('hookline.deliveries', subs.length);
+          if (subs.length === 0) return;
+          for (const e of group) {
+            const parent = ctxOf(e.id);
+            const traceparent = traceparentOf(parent);
+            eventDocs.push({ _id: e.id, workspaceId: e.workspaceId, eventType: e.type, payload: e.payload, createdAt: e.createdAt, expiresAt });
+            for (const s of subs) {
+              const delivery: DeliveryDoc = {
+                _id: `${e.id}|${s.endpointId}`,
+                eventId: e.id,
+                workspaceId: e.workspaceId,
+                endpointId: s.endpointId,
+                eventType: e.type,
+                eventCreatedAt: e.createdAt,
+                state: 'pending',
+                attemptCount: 0,
+                nextAttemptAt: new Date(now),
+                leaseOwner: this.opts.owner,
+                leaseUntil,
+                lastError: '',
+                updatedAt: new Date(now),
+                expiresAt,
+                ...(traceparent ? { traceparent } : {}),
+              };
+              jobs.push({ endpointKey: `${e.workspaceId}|${s.endpointId}`, delivery, event: e, trace: { parent } });
+            }
+          }
+        }),
+      );
+      await insertIgnoringDuplicates(this.models.events, eventDocs);
+      inserted = await insertIgnoringDuplicates(this.models.deliveries, jobs.map((j) => j.delivery));
+    } catch (err) {
+      for (const span of spans.values()) {
+        span.recordException(err as Error);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: 'intake failed; the record will be redelivered' });
+      }
+      throw err;
+    } finally {
+      for (const span of spans.values()) span.end();
+    }
     // A delivery that already existed was written by an earlier run of this record: its owner
     // (or, once its lease lapses, the scheduler) takes care of it.
     return () => this.enqueue(jobs.filter((j) => inserted.has(j.delivery._id)));
@@ -248,6 +295,7 @@ export class DeliveryEngine {
           endpointKey: `${d.workspaceId}|${d.endpointId}`,
           delivery: d,
           event: { id: e._id, workspaceId: e.workspaceId, type: e.eventType, createdAt: e.createdAt, payload: payloadBytes(e.payload) },
+          trace: { links: linkFromTraceparent(d.traceparent) },
         });
       }
       await this.enqueue(jobs);
@@ -267,7 +315,7 @@ export class DeliveryEngine {
 
   private async runJob(job: Job): Promise<void> {
     try {
-      await this.pipeline.run(job.delivery, job.event);
+      await this.pipeline.run(job.delivery, job.event, job.trace);
     } catch (err) {
       // Storage or registry fault: the lease lapses and the scheduler retries the delivery.
       this.log.warn({ err, deliveryId: job.delivery._id }, 'delivery attempt not recorded; will be retried after the lease');

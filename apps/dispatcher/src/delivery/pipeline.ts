@@ -1,8 +1,11 @@
 // One delivery attempt in named stages: prepare (sign, headers) → attempt (HTTP) → record
 // (attempt log, delivery state, endpoint health). `decide` is the one place that turns an
 // attempt's result into succeed / retry / fail.
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type Link } from '@opentelemetry/api';
 import { signature256, standardSignatureHeader } from '@hookline/signing';
 import { timeOrderedId, type Logger } from '@hookline/service-kit';
+import { tracer, withSpan } from '@hookline/telemetry';
+import { NO_DELIVERY_METRICS, type DeliveryMetrics } from '../metrics';
 import { webhookBody } from '@hookline/schemas';
 import type { HttpAttempter, HttpRequest, HttpResult } from './http-attempt';
 import { parseRetryAfter, type RetryPolicy } from './retry-policy';
@@ -107,16 +110,42 @@ export interface PipelineDeps {
   autoDisableAfterMs: number;
   log: Logger;
   now?: () => number;
+  metrics?: DeliveryMetrics;
+}
+
+/** Where an attempt's span belongs: under the intake that queued it, or a new trace linked to the original. */
+export interface AttemptTrace {
+  parent?: Context;
+  links?: Link[];
 }
 
 export class DeliveryPipeline {
   private readonly now: () => number;
+  private readonly metrics: DeliveryMetrics;
   constructor(private readonly d: PipelineDeps) {
     this.now = d.now ?? Date.now;
+    this.metrics = d.metrics ?? NO_DELIVERY_METRICS;
   }
 
   /** Runs one attempt of a leased delivery and records its outcome. Throws only on storage faults. */
-  async run(delivery: DeliveryDoc, event: EventData): Promise<Decision> {
+  run(delivery: DeliveryDoc, event: EventData, t: AttemptTrace = {}): Promise<Decision> {
+    // A retry from the scheduler (links, no parent) starts its own trace, linked to the intake's.
+    const retry = !t.parent && t.links !== undefined;
+    return withSpan(
+      'webhook.deliver',
+      {
+        ...(t.parent ? { parent: t.parent } : retry ? { parent: ROOT_CONTEXT, root: true, links: t.links } : {}),
+        attributes: { 'hookline.event_id': event.id, 'hookline.event_type': event.type, 'hookline.workspace_id': delivery.workspaceId, 'hookline.endpoint_id': delivery.endpointId, 'hookline.attempt': delivery.attemptCount + 1 },
+      },
+      async (span) => {
+        const decision = await this.deliver(delivery, event);
+        span.setAttribute('hookline.outcome', decision.kind);
+        return decision;
+      },
+    );
+  }
+
+  private async deliver(delivery: DeliveryDoc, event: EventData): Promise<Decision> {
     const subs = await this.d.subscribers.resolve(delivery.workspaceId, delivery.eventType);
     const sub = subs.find((s) => s.endpointId === delivery.endpointId);
     if (!sub) {
@@ -126,15 +155,22 @@ export class DeliveryPipeline {
       return decision;
     }
     const startedAt = new Date(this.now());
+    const signSpan = tracer().startSpan('webhook.sign', { attributes: { 'hookline.secrets': sub.secrets.length, 'hookline.standard_webhooks': sub.standardWebhooks } });
     const req = prepare(event, sub, startedAt.getTime());
-    const result = await this.d.http.send(req);
+    signSpan.end();
     const attemptsMade = delivery.attemptCount + 1;
+    const result = await attemptSpan(req, attemptsMade, () => this.d.http.send(req));
     const decision = decide(classify(result, this.now()), attemptsMade, this.d.policy, this.now());
+    const status = result.kind === 'response' ? result.status : undefined;
+    this.metrics.attempt(decision.kind, status, result.durationMs);
+    if (decision.kind === 'succeeded') this.metrics.delivered(this.now() - event.createdAt.getTime());
+    else if (decision.kind === 'retry') this.metrics.retryScheduled();
     const base = { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, eventId: event.id, eventType: event.type, kind: 'live' as const, attemptNumber: attemptsMade, url: sub.url };
     await this.d.models.attempts.create(attemptDoc(base, req, result, decision.kind === 'succeeded', startedAt, this.d.retentionMs));
     await this.recordDelivery(delivery, decision, attemptsMade);
     if (decision.kind === 'failed' && decision.disableEndpoint) {
       await this.d.control.disable(delivery.workspaceId, delivery.endpointId, decision.disableEndpoint);
+      this.metrics.endpointDisabled(decision.disableEndpoint);
       await this.d.ops.endpointDisabled({ workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, reason: decision.disableEndpoint, at: new Date(this.now()) });
     } else {
       await this.recordHealth(delivery, decision.kind === 'succeeded');
@@ -187,7 +223,37 @@ export class DeliveryPipeline {
     await this.d.control.disable(delivery.workspaceId, delivery.endpointId, 'failing');
     const closed = await this.d.models.health.updateOne({ _id, failingSince: since }, { $set: { failingSince: null, disabledAt: now } });
     if (closed.modifiedCount === 1) {
+      this.metrics.endpointDisabled('failing');
       await this.d.ops.endpointDisabled({ workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, reason: 'failing', failingSince: since, at: now });
     }
   }
+}
+
+/**
+ * The HTTP attempt as a client span: method, target host and port (never the full URL: customers
+ * put tokens in paths and queries), the vetted address, the status code or the error. Our own
+ * span, not undici's instrumentation, which would send `traceparent` to customers' endpoints.
+ */
+function attemptSpan(req: HttpRequest, attempt: number, send: () => Promise<HttpResult>): Promise<HttpResult> {
+  let host = '';
+  let port = 443;
+  try {
+    const u = new URL(req.url);
+    host = u.hostname;
+    port = u.port ? Number(u.port) : u.protocol === 'http:' ? 80 : 443;
+  } catch {
+    // An unparsable URL fails inside send() with its own reason.
+  }
+  return withSpan('webhook.attempt', { kind: SpanKind.CLIENT, attributes: { 'http.request.method': 'POST', 'server.address': host, 'server.port': port, 'hookline.attempt': attempt, 'http.request.body.size': req.body.length } }, async (span) => {
+    const result = await send();
+    if (result.resolvedIp) span.setAttribute('network.peer.address', result.resolvedIp);
+    if (result.kind === 'response') {
+      span.setAttribute('http.response.status_code', result.status);
+      if (result.status < 200 || result.status >= 300) span.setStatus({ code: SpanStatusCode.ERROR, message: `HTTP ${result.status}` });
+    } else {
+      span.setAttribute('error.type', result.refused ? 'refused' : 'request_failed');
+      span.setStatus({ code: SpanStatusCode.ERROR, message: result.error });
+    }
+    return result;
+  });
 }

@@ -31,6 +31,8 @@ export interface DeliveryDoc {
   lastError: string;
   updatedAt: Date;
   expiresAt: Date;
+  /** W3C traceparent of the intake that created it (only with tracing on): retries link to that trace. */
+  traceparent?: string;
 }
 
 export interface AttemptDoc {
@@ -99,6 +101,7 @@ export function dispatcherModels(db: Connection): DispatcherModels {
       lastError: String,
       updatedAt: Date,
       expiresAt: Date,
+      traceparent: String,
     },
     opts('deliveries'),
   );

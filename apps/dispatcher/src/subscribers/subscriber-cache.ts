@@ -2,6 +2,7 @@
 // (~550 µs CPU per call would cap a dispatcher near 2,700 deliveries/s). Entries expire after
 // subscriberCacheMs and are dropped at once when the registry's change topic names the workspace.
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
+import { context, propagation } from '@opentelemetry/api';
 import { endpointsV1 } from '@hookline/proto';
 import { deadlineIn, unavailable } from '@hookline/service-kit';
 
@@ -20,10 +21,14 @@ export class RegistrySubscribers implements SubscriberSource {
   constructor(private readonly client: endpointsV1.EndpointRegistryServiceClient) {}
 
   resolve(workspaceId: string, eventType: string, endpointId = ''): Promise<Subscriber[]> {
+    // The caller's trace goes along in the metadata (the grpc-js instrumentation does the same when
+    // loaded; without it, e.g. in tests, this keeps the registry's server span in the trace).
+    const metadata = new Metadata();
+    propagation.inject(context.active(), metadata, { set: (m, k, v) => m.set(k, v) });
     return new Promise((resolve, reject) => {
       this.client.resolveSubscribers(
         { workspaceId, eventType, endpointId },
-        new Metadata(),
+        metadata,
         { deadline: deadlineIn(3_000) },
         (err: ServiceError | null, res?: endpointsV1.ResolveSubscribersResponse) => {
           if (err) return reject(unavailable('endpoint-registry is unavailable', err));

@@ -16,6 +16,7 @@ import type { Logger, ServiceError } from '@hookline/service-kit';
 import { disposition } from '../errors';
 import type { Ingestor } from '../ingestor';
 import { decodeEnvelope, envelopeField, KAFKA_FIELD_PREFIX } from './envelope';
+import { NO_INGEST_METRICS, type IngestCounters } from '../metrics';
 
 export interface IngestConsumerOptions {
   topic: string;
@@ -52,6 +53,7 @@ export class KafkaIngestConsumer {
     private readonly ingestor: IngestPipeline,
     private readonly options: IngestConsumerOptions,
     private readonly log: Logger,
+    private readonly metrics: IngestCounters = NO_INGEST_METRICS,
   ) {
     this.chunkSize = options.chunkSize ?? 100;
     this.maxInternalAttempts = options.maxInternalAttempts ?? 3;
@@ -72,6 +74,11 @@ export class KafkaIngestConsumer {
       eachBatch: (payload) => this.eachBatch(payload),
     });
     this.log.info({ topic: this.options.topic, group: this.options.groupId, dlq: this.options.dlqTopic }, 'kafka ingest consumer running');
+  }
+
+  /** The kafkajs consumer once started (readiness watches its events). */
+  get kafkaConsumer(): Consumer | undefined {
+    return this.consumer;
   }
 
   async stop(): Promise<void> {
@@ -130,7 +137,7 @@ export class KafkaIngestConsumer {
     const valid: number[] = [];
     for (let i = 0; i < cut; i++) if (verdicts[i]!.kind === 'ok') valid.push(i);
     const inputs = valid.map((i) => (decodeEnvelope(messages[i]!) as { ok: true; input: Parameters<IngestPipeline['validate']>[0] }).input);
-    const outcomes = await this.ingestor.publish(inputs, () => KAFKA_FIELD_PREFIX, { ordered: true });
+    const outcomes = await this.ingestor.publish(inputs, () => KAFKA_FIELD_PREFIX, { ordered: true, transport: 'kafka', countRejected: false });
     const late: Verdict[] = new Array(messages.length).fill({ kind: 'ok' });
     for (let n = 0; n < valid.length; n++) {
       const o = outcomes[n]!;
@@ -169,6 +176,7 @@ export class KafkaIngestConsumer {
     });
     if (records.length === 0) return;
     await this.producer.send({ topic: this.options.dlqTopic, acks: -1, messages: records });
+    for (const r of records) this.metrics.events('rejected', 'kafka', 1, String(r.headers?.[DLQ_HEADERS.code] ?? 'UNKNOWN'));
     this.log.info({ topic, partition, count: records.length, dlq: this.options.dlqTopic }, 'records dead-lettered');
   }
 

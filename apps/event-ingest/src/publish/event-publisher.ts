@@ -1,7 +1,9 @@
 // Produces accepted events to webhooks.events.v1. Resolves only after every in-sync replica
 // acknowledged (acks=-1, idempotent producer), so "accepted" means durable.
 import type { Producer } from 'kafkajs';
+import { SpanKind } from '@opentelemetry/api';
 import { eventsV1 } from '@hookline/proto';
+import { injectKafkaHeaders, withSpan } from '@hookline/telemetry';
 
 export interface AcceptedEvent {
   eventId: string;
@@ -46,23 +48,32 @@ export class KafkaEventSink implements EventSink {
     // would otherwise fail as a whole, on every retry. So sends are cut at ~900 KB each.
     let acknowledged = 0;
     for (const chunk of chunksBySize(events, MAX_SEND_BYTES)) {
-      const send = this.producer.send({
-        topic: this.topic,
-        acks: -1,
-        messages: chunk.map((e) => ({
-          // Keyed by workspace: one workspace's events stay in order on one partition.
-          key: e.workspaceId,
-          value: Buffer.from(
-            eventsV1.EventRecord.encode({ eventId: e.eventId, workspaceId: e.workspaceId, eventType: e.eventType, payload: e.payload, createTime: e.createdAt }).finish(),
-          ),
-          headers: { 'event-type': e.eventType },
-        })),
-      });
-      try {
-        await withTimeout(send, deadline - Date.now());
-      } catch (err) {
-        throw new PartialPublishError(acknowledged, err);
-      }
+      // One producer span per send; every record carries its W3C trace context in its headers,
+      // so the dispatcher continues this trace (the kafkajs instrumentation, when loaded, adds its
+      // own span beneath this one and re-injects: same trace either way).
+      await withSpan(
+        `${this.topic} publish`,
+        { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'send', 'messaging.destination.name': this.topic, 'messaging.batch.message_count': chunk.length } },
+        async () => {
+          const send = this.producer.send({
+            topic: this.topic,
+            acks: -1,
+            messages: chunk.map((e) => ({
+              // Keyed by workspace: one workspace's events stay in order on one partition.
+              key: e.workspaceId,
+              value: Buffer.from(
+                eventsV1.EventRecord.encode({ eventId: e.eventId, workspaceId: e.workspaceId, eventType: e.eventType, payload: e.payload, createTime: e.createdAt }).finish(),
+              ),
+              headers: injectKafkaHeaders({ 'event-type': e.eventType }),
+            })),
+          });
+          try {
+            await withTimeout(send, deadline - Date.now());
+          } catch (err) {
+            throw new PartialPublishError(acknowledged, err);
+          }
+        },
+      );
       acknowledged += chunk.length;
     }
   }

@@ -1,0 +1,4 @@
+export * from './settings';
+export * from './init';
+export * from './propagation';
+export * from './spans';
