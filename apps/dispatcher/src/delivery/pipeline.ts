@@ -10,6 +10,7 @@ import { webhookBody } from '@hookline/schemas';
 import type { HttpAttempter, HttpRequest, HttpResult } from './http-attempt';
 import { parseRetryAfter, type RetryPolicy } from './retry-policy';
 import type { AttemptDoc, DeliveryDoc, DispatcherModels } from '../store/models';
+import { OutcomeWriter, type DeliveryOutcome } from '../store/outcome-writer';
 import type { Subscriber, SubscriberSource } from '../subscribers/subscriber-cache';
 import type { OperationalEvents } from '../operations/operational-events';
 
@@ -111,6 +112,8 @@ export interface PipelineDeps {
   log: Logger;
   now?: () => number;
   metrics?: DeliveryMetrics;
+  /** Groups outcome writes; defaults to one over `models`. */
+  writer?: OutcomeWriter;
 }
 
 /** Where an attempt's span belongs: under the intake that queued it, or a new trace linked to the original. */
@@ -122,9 +125,11 @@ export interface AttemptTrace {
 export class DeliveryPipeline {
   private readonly now: () => number;
   private readonly metrics: DeliveryMetrics;
+  private readonly writer: OutcomeWriter;
   constructor(private readonly d: PipelineDeps) {
     this.now = d.now ?? Date.now;
     this.metrics = d.metrics ?? NO_DELIVERY_METRICS;
+    this.writer = d.writer ?? new OutcomeWriter(d.models, this.now);
   }
 
   /** Runs one attempt of a leased delivery and records its outcome. Throws only on storage faults. */
@@ -151,7 +156,7 @@ export class DeliveryPipeline {
     if (!sub) {
       // Deleted, disabled or unsubscribed since the event arrived: nothing to send to.
       const decision: Decision = { kind: 'failed', reason: 'endpoint deleted, disabled or no longer subscribed' };
-      await this.recordDelivery(delivery, decision, delivery.attemptCount);
+      await this.writer.record({ deliveryId: delivery._id, owner: this.d.owner, set: deliverySet(decision, delivery.attemptCount) });
       return decision;
     }
     const startedAt = new Date(this.now());
@@ -166,14 +171,20 @@ export class DeliveryPipeline {
     if (decision.kind === 'succeeded') this.metrics.delivered(this.now() - event.createdAt.getTime());
     else if (decision.kind === 'retry') this.metrics.retryScheduled();
     const base = { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, eventId: event.id, eventType: event.type, kind: 'live' as const, attemptNumber: attemptsMade, url: sub.url };
-    await this.d.models.attempts.create(attemptDoc(base, req, result, decision.kind === 'succeeded', startedAt, this.d.retentionMs));
-    await this.recordDelivery(delivery, decision, attemptsMade);
+    const succeeded = decision.kind === 'succeeded';
+    await this.writer.record({
+      deliveryId: delivery._id,
+      owner: this.d.owner,
+      attempt: attemptDoc(base, req, result, succeeded, startedAt, this.d.retentionMs),
+      set: deliverySet(decision, attemptsMade),
+      ...(succeeded ? { healthyEndpoint: { id: `${delivery.workspaceId}|${delivery.endpointId}`, workspaceId: delivery.workspaceId, endpointId: delivery.endpointId } } : {}),
+    });
     if (decision.kind === 'failed' && decision.disableEndpoint) {
       await this.d.control.disable(delivery.workspaceId, delivery.endpointId, decision.disableEndpoint);
       this.metrics.endpointDisabled(decision.disableEndpoint);
       await this.d.ops.endpointDisabled({ workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, reason: decision.disableEndpoint, at: new Date(this.now()) });
-    } else {
-      await this.recordHealth(delivery, decision.kind === 'succeeded');
+    } else if (!succeeded) {
+      await this.recordFailureStreak(delivery);
     }
     this.d.log.info(
       { eventId: event.id, endpointId: delivery.endpointId, attempt: attemptsMade, outcome: decision.kind, status: result.kind === 'response' ? result.status : 0, ms: result.durationMs, reason: 'reason' in decision ? decision.reason : undefined },
@@ -182,34 +193,15 @@ export class DeliveryPipeline {
     return decision;
   }
 
-  private async recordDelivery(delivery: DeliveryDoc, decision: Decision, attemptsMade: number): Promise<void> {
-    const now = new Date(this.now());
-    const set =
-      decision.kind === 'retry'
-        ? { state: 'pending', nextAttemptAt: decision.at, lastError: decision.reason }
-        : decision.kind === 'succeeded'
-          ? { state: 'succeeded', nextAttemptAt: null, lastError: '' }
-          : { state: 'failed', nextAttemptAt: null, lastError: decision.reason };
-    // Only the lease holder writes; a replica that lost its lease leaves the record to the new owner.
-    await this.d.models.deliveries.updateOne(
-      { _id: delivery._id, leaseOwner: this.d.owner },
-      { $set: { ...set, attemptCount: attemptsMade, leaseOwner: '', leaseUntil: new Date(0), updatedAt: now } },
-    );
-  }
-
   /**
    * Tracks failure streaks; disables an endpoint failing with no success for autoDisableAfterMs.
    * The streak is closed with a conditional write, so of many failures (and replicas) crossing the
    * line together exactly one disables the endpoint and announces it; the next streak (should the
    * owner re-enable the endpoint) starts from the next failure.
    */
-  private async recordHealth(delivery: DeliveryDoc, succeeded: boolean): Promise<void> {
+  private async recordFailureStreak(delivery: DeliveryDoc): Promise<void> {
     const _id = `${delivery.workspaceId}|${delivery.endpointId}`;
     const now = new Date(this.now());
-    if (succeeded) {
-      await this.d.models.health.updateOne({ _id }, { $set: { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, lastSuccessAt: now, failingSince: null } }, { upsert: true });
-      return;
-    }
     const doc = await this.d.models.health
       .findOneAndUpdate({ _id }, { $setOnInsert: { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, lastSuccessAt: null, failingSince: now } }, { upsert: true, new: true })
       .lean();
@@ -227,6 +219,13 @@ export class DeliveryPipeline {
       await this.d.ops.endpointDisabled({ workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, reason: 'failing', failingSince: since, at: now });
     }
   }
+}
+
+/** The delivery's new state after a decision (the writer adds the lease release). */
+export function deliverySet(decision: Decision, attemptCount: number): DeliveryOutcome['set'] {
+  if (decision.kind === 'retry') return { state: 'pending', nextAttemptAt: decision.at, lastError: decision.reason, attemptCount };
+  if (decision.kind === 'succeeded') return { state: 'succeeded', nextAttemptAt: null, lastError: '', attemptCount };
+  return { state: 'failed', nextAttemptAt: null, lastError: decision.reason, attemptCount };
 }
 
 /**
