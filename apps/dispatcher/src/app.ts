@@ -1,11 +1,10 @@
 // Composition root of the dispatcher.
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import mongoose from 'mongoose';
 import { deliveryV1, endpointsV1 } from '@hookline/proto';
 import { metrics } from '@opentelemetry/api';
-import { createLogger, GrpcServer, Lifecycle, Readiness, timeOrderedId, watchMongoose, type Logger } from '@hookline/service-kit';
-import { allTopics, createKafka, createProducer, ensureTopics, watchConsumer } from '@hookline/kafka';
+import { createLogger, GrpcServer, Lifecycle, Readiness, timeOrderedId, connectMongo, serve, type Logger } from '@hookline/service-kit';
+import { allTopics, createKafka, createProducer, ensureTopicsOn, watchConsumer } from '@hookline/kafka';
 import { currentTelemetry } from '@hookline/telemetry';
 import { AllowList } from '@hookline/url-policy';
 import type { DispatcherConfig } from './config';
@@ -59,11 +58,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
     async start() {
       // Registered first, so it runs last: the spans of the stop itself are exported too.
       life.defer('telemetry flush', () => currentTelemetry()?.flush());
-      log.info({ db: config.mongoDatabase, owner }, 'connecting to MongoDB');
-      const db = mongoose.createConnection(config.mongoUri, { dbName: config.mongoDatabase, serverSelectionTimeoutMS: 5_000 });
-      watchMongoose(db, readiness);
-      life.defer('mongodb', () => db.close());
-      await db.asPromise();
+      const db = await connectMongo(config.mongoUri, config.mongoDatabase, { life, readiness, log });
       const models = dispatcherModels(db);
       const meters = deliveryMetrics(metrics.getMeter('hookline'), () =>
         models.deliveries.countDocuments({ state: 'pending', attemptCount: { $gt: 0 }, nextAttemptAt: { $lte: new Date() } }).maxTimeMS(2_000).exec(),
@@ -91,13 +86,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
 
       log.info({ brokers: config.kafka.brokers, group: config.consumerGroup }, 'connecting to Kafka');
       const kafka = createKafka(config.kafka, log);
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        await ensureTopics(admin, [...allTopics(config.kafka), { name: config.operationsTopic, partitions: 3, configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } }], config.kafka.replicationFactor);
-      } finally {
-        await admin.disconnect();
-      }
+      await ensureTopicsOn(kafka, [...allTopics(config.kafka), { name: config.operationsTopic, partitions: 3, configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } }], config.kafka.replicationFactor);
       const producer = createProducer(kafka);
       await producer.connect();
       life.defer('operations producer', () => producer.disconnect());
@@ -173,19 +162,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
 
       const server = new GrpcServer(log);
       server.add(deliveryV1.DeliveryServiceService, 'webhooks.delivery.v1.DeliveryService', deliveryService({ models, http, subscribers, examples: control, retentionMs: config.retentionMs, kick: () => void eng.scan() }));
-      port = await server.listen(config.grpcHost, config.grpcPort);
-      life.defer('grpc server', () => server.shutdown(5_000));
-      if (config.metricsPort !== undefined) {
-        const m = await currentTelemetry()?.startMetricsServer(config.metricsHost, config.metricsPort);
-        if (m) {
-          metricsPort = m.port;
-          life.defer('metrics server', () => m.close());
-          log.info({ host: config.metricsHost, metricsPort }, 'serving Prometheus metrics on /metrics');
-        }
-      }
-      readiness.attach(server);
-      readiness.ready();
-      log.info({ host: config.grpcHost, port }, 'dispatcher serving gRPC');
+      ({ port, metricsPort } = await serve(server, { name: 'dispatcher', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort }, { life, readiness, log }));
     },
     stop: () => {
       readiness.drain();

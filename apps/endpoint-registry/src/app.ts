@@ -1,9 +1,8 @@
 // Composition root: build dependencies in a fixed, logged order; undo them in reverse.
-import mongoose from 'mongoose';
 import { endpointsV1 } from '@hookline/proto';
-import { createLogger, GrpcServer, Lifecycle, Readiness, watchMongoose, type Logger } from '@hookline/service-kit';
+import { createLogger, GrpcServer, Lifecycle, Readiness, connectMongo, serve, type Logger } from '@hookline/service-kit';
 import { currentTelemetry } from '@hookline/telemetry';
-import { allTopics, createKafka, createProducer, ensureTopics } from '@hookline/kafka';
+import { allTopics, createKafka, createProducer, ensureTopicsOn } from '@hookline/kafka';
 import { AllowList } from '@hookline/url-policy';
 import type { RegistryConfig } from './config';
 import { KafkaChangeNotifier } from './changes';
@@ -41,11 +40,7 @@ export function createApp(config: RegistryConfig, log: Logger = createLogger('en
     async start() {
       // Registered first, so it runs last: the spans of the stop itself are exported too.
       life.defer('telemetry flush', () => currentTelemetry()?.flush());
-      log.info({ db: config.mongoDatabase }, 'connecting to MongoDB');
-      const db = mongoose.createConnection(config.mongoUri, { dbName: config.mongoDatabase, serverSelectionTimeoutMS: 5_000 });
-      watchMongoose(db, readiness);
-      life.defer('mongodb', () => db.close());
-      await db.asPromise();
+      const db = await connectMongo(config.mongoUri, config.mongoDatabase, { life, readiness, log });
       const models = registryModels(db);
       await models.endpoints.createIndexes();
       await models.eventTypes.createIndexes();
@@ -53,13 +48,7 @@ export function createApp(config: RegistryConfig, log: Logger = createLogger('en
 
       log.info({ brokers: config.kafka.brokers }, 'connecting to Kafka');
       const kafka = createKafka(config.kafka, log);
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        await ensureTopics(admin, allTopics(config.kafka), config.kafka.replicationFactor);
-      } finally {
-        await admin.disconnect();
-      }
+      await ensureTopicsOn(kafka, allTopics(config.kafka), config.kafka.replicationFactor);
       const producer = createProducer(kafka);
       life.defer('kafka producer', () => producer.disconnect());
       await producer.connect();
@@ -72,19 +61,7 @@ export function createApp(config: RegistryConfig, log: Logger = createLogger('en
         changes: new KafkaChangeNotifier(producer, config.kafka.topics.endpointChanges.name, log),
         locks: new EndpointLocks(models.locks),
       }));
-      port = await server.listen(config.grpcHost, config.grpcPort);
-      life.defer('grpc server', () => server.shutdown(5_000));
-      if (config.metricsPort !== undefined) {
-        const m = await currentTelemetry()?.startMetricsServer(config.metricsHost, config.metricsPort);
-        if (m) {
-          metricsPort = m.port;
-          life.defer('metrics server', () => m.close());
-          log.info({ host: config.metricsHost, metricsPort }, 'serving Prometheus metrics on /metrics');
-        }
-      }
-      readiness.attach(server);
-      readiness.ready();
-      log.info({ host: config.grpcHost, port }, 'endpoint-registry serving gRPC');
+      ({ port, metricsPort } = await serve(server, { name: 'endpoint-registry', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort }, { life, readiness, log }));
     },
     stop: () => {
       readiness.drain();

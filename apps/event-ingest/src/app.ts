@@ -1,9 +1,8 @@
 // Composition root of event-ingest.
 import * as grpc from '@grpc/grpc-js';
-import mongoose from 'mongoose';
 import { endpointsV1, eventsV1 } from '@hookline/proto';
-import { createLogger, GrpcServer, Lifecycle, Readiness, watchMongoose, type Logger } from '@hookline/service-kit';
-import { allTopics, brokerProbe, createKafka, createProducer, ensureTopics, watchConsumer } from '@hookline/kafka';
+import { createLogger, GrpcServer, Lifecycle, Readiness, connectMongo, serve, type Logger } from '@hookline/service-kit';
+import { allTopics, brokerProbe, createKafka, createProducer, ensureTopicsOn, watchConsumer } from '@hookline/kafka';
 import { currentTelemetry } from '@hookline/telemetry';
 import { metrics } from '@opentelemetry/api';
 import type { IngestConfig } from './config';
@@ -43,11 +42,7 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
       // Registered first, so it runs last: the spans of the stop itself are exported too.
       life.defer('telemetry flush', () => currentTelemetry()?.flush());
       const counters = ingestMetrics(metrics.getMeter('hookline'));
-      log.info({ db: config.mongoDatabase }, 'connecting to MongoDB');
-      const db = mongoose.createConnection(config.mongoUri, { dbName: config.mongoDatabase, serverSelectionTimeoutMS: 5_000 });
-      watchMongoose(db, readiness);
-      life.defer('mongodb', () => db.close());
-      await db.asPromise();
+      const db = await connectMongo(config.mongoUri, config.mongoDatabase, { life, readiness, log });
       const keys = new MongoIdempotencyStore(db, config.idempotencyWindowMs, log);
       await keys.init();
       keys.startSweeper();
@@ -55,13 +50,7 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
 
       log.info({ brokers: config.kafka.brokers }, 'connecting to Kafka');
       const kafka = createKafka(config.kafka, log);
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        await ensureTopics(admin, allTopics(config.kafka), config.kafka.replicationFactor);
-      } finally {
-        await admin.disconnect();
-      }
+      await ensureTopicsOn(kafka, allTopics(config.kafka), config.kafka.replicationFactor);
       const producer = createProducer(kafka);
       life.defer('kafka producer', () => producer.disconnect());
       await producer.connect();
@@ -105,19 +94,7 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
 
       const server = new GrpcServer(log);
       server.add(eventsV1.EventIngestServiceService, 'webhooks.events.v1.EventIngestService', ingestService(ingestor));
-      port = await server.listen(config.grpcHost, config.grpcPort);
-      life.defer('grpc server', () => server.shutdown(5_000));
-      if (config.metricsPort !== undefined) {
-        const m = await currentTelemetry()?.startMetricsServer(config.metricsHost, config.metricsPort);
-        if (m) {
-          metricsPort = m.port;
-          life.defer('metrics server', () => m.close());
-          log.info({ host: config.metricsHost, metricsPort }, 'serving Prometheus metrics on /metrics');
-        }
-      }
-      readiness.attach(server);
-      readiness.ready();
-      log.info({ host: config.grpcHost, port }, 'event-ingest serving gRPC');
+      ({ port, metricsPort } = await serve(server, { name: 'event-ingest', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort }, { life, readiness, log }));
     },
     stop: () => {
       readiness.drain();

@@ -144,6 +144,17 @@ export async function ensureTopics(admin: Admin, specs: TopicSpec[], replication
   }
 }
 
+/** ensureTopics through a short-lived admin client of `kafka`. */
+export async function ensureTopicsOn(kafka: Kafka, specs: TopicSpec[], replicationFactor: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, specs, replicationFactor);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 export function allTopics(settings: KafkaSettings): TopicSpec[] {
   return Object.values(settings.topics);
 }

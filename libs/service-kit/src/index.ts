@@ -6,3 +6,4 @@ export * from './grpc-server';
 export * from './ids';
 export * from './run';
 export * from './readiness';
+export * from './startup';

@@ -1,0 +1,56 @@
+// The start-up steps every service shares, each registering its own cleanup as it acquires
+// (so the composition roots read as a list of what the service is made of).
+import mongoose, { type Connection } from 'mongoose';
+import { currentTelemetry } from '@hookline/telemetry';
+import type { GrpcServer } from './grpc-server';
+import type { Lifecycle } from './lifecycle';
+import type { Logger } from './logger';
+import { watchMongoose, type Readiness } from './readiness';
+
+export interface StartupContext {
+  life: Lifecycle;
+  readiness: Readiness;
+  log: Logger;
+}
+
+/** Connects to MongoDB (5 s to find a server), watched by readiness, closed on stop. */
+export async function connectMongo(uri: string, dbName: string, { life, readiness, log }: StartupContext): Promise<Connection> {
+  log.info({ db: dbName }, 'connecting to MongoDB');
+  const db = mongoose.createConnection(uri, { dbName, serverSelectionTimeoutMS: 5_000 });
+  watchMongoose(db, readiness);
+  life.defer('mongodb', () => db.close());
+  await db.asPromise();
+  return db;
+}
+
+export interface ServeOptions {
+  /** Service name for the log line tests and scripts wait for ("<name> serving gRPC"). */
+  name: string;
+  host: string;
+  port: number;
+  metricsHost: string;
+  /** Prometheus endpoint port; undefined = none. */
+  metricsPort: number | undefined;
+}
+
+/**
+ * Binds the gRPC server (and the metrics endpoint when configured), then reports SERVING.
+ * Returns the bound ports (0 in the options picks free ones).
+ */
+export async function serve(server: GrpcServer, opts: ServeOptions, { life, readiness, log }: StartupContext): Promise<{ port: number; metricsPort: number | undefined }> {
+  const port = await server.listen(opts.host, opts.port);
+  life.defer('grpc server', () => server.shutdown(5_000));
+  let metricsPort: number | undefined;
+  if (opts.metricsPort !== undefined) {
+    const m = await currentTelemetry()?.startMetricsServer(opts.metricsHost, opts.metricsPort);
+    if (m) {
+      metricsPort = m.port;
+      life.defer('metrics server', () => m.close());
+      log.info({ host: opts.metricsHost, metricsPort }, 'serving Prometheus metrics on /metrics');
+    }
+  }
+  readiness.attach(server);
+  readiness.ready();
+  log.info({ host: opts.host, port }, `${opts.name} serving gRPC`);
+  return { port, metricsPort };
+}
