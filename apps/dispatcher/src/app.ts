@@ -3,8 +3,8 @@ import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { deliveryV1, endpointsV1 } from '@hookline/proto';
 import { metrics } from '@opentelemetry/api';
-import { createLogger, GrpcServer, Lifecycle, Readiness, timeOrderedId, connectMongo, serve, type Logger } from '@hookline/service-kit';
-import { allTopics, createKafka, createProducer, ensureTopicsOn, watchConsumer } from '@hookline/kafka';
+import { createLogger, exitOnFatal, GrpcServer, Lifecycle, Readiness, timeOrderedId, connectMongo, serve, type Logger } from '@hookline/service-kit';
+import { allTopics, createKafka, createProducer, ensureTopicsOn, isRebalanceError, watchConsumer } from '@hookline/kafka';
 import { currentTelemetry } from '@hookline/telemetry';
 import { AllowList } from '@hookline/url-policy';
 import type { DispatcherConfig } from './config';
@@ -17,6 +17,7 @@ import { deliveryMetrics } from './metrics';
 import { KafkaOperationalEvents } from './operations/operational-events';
 import { RegistryControl } from './registry-client';
 import { dispatcherModels } from './store/models';
+import { OutcomeWriter } from './store/outcome-writer';
 import { RegistrySubscribers, SubscriberCache } from './subscribers/subscriber-cache';
 
 export interface DispatcherApp {
@@ -36,6 +37,11 @@ export interface DispatcherOverrides {
   resolver?: Resolver;
   /** Extra CA certificates (PEM) for endpoint TLS, for in-process tests (processes use NODE_EXTRA_CA_CERTS). */
   ca?: string[];
+  /**
+   * Called when the events consumer is down for good (kafkajs will not restart it). Default: stop
+   * the process with exit code 1 (SIGTERM to itself: graceful stop first), so it is restarted.
+   */
+  onFatal?: (error: Error) => void;
 }
 
 export function createApp(config: DispatcherConfig, log: Logger = createLogger('dispatcher', config.logLevel), overrides: DispatcherOverrides = {}): DispatcherApp {
@@ -92,8 +98,10 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       life.defer('operations producer', () => producer.disconnect());
       const ops = new KafkaOperationalEvents(producer, config.operationsTopic, owner, log);
 
+      const writer = new OutcomeWriter(models);
       const pipeline = new DeliveryPipeline({
         models,
+        writer,
         http,
         subscribers,
         control,
@@ -105,7 +113,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         log,
         metrics: meters,
       });
-      const eng = new DeliveryEngine(models, subscribers, pipeline, { ...config, owner }, log);
+      const eng = new DeliveryEngine(models, subscribers, pipeline, { ...config, owner, serialize: (write) => writer.exclusive(write) }, log);
       engine = eng;
 
       // Endpoint changes: drop cached subscribers of the workspace. A private group per replica
@@ -128,7 +136,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       // maxWaitTimeInMs 1 s (kafkajs default 5 s): a stop waits for the fetch in progress, and the
       // shutdown deadline is better spent on in-flight attempts.
       const consumer = kafka.consumer({ groupId: config.consumerGroup, sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.min(3_000, Math.floor(config.sessionTimeoutMs / 3)), maxBytesPerPartition: 1024 * 1024, maxWaitTimeInMs: 1_000 });
-      watchConsumer(consumer, readiness, 'kafka events consumer');
+      watchConsumer(consumer, readiness, 'kafka events consumer', overrides.onFatal ?? exitOnFatal(log));
       await consumer.connect();
       await consumer.subscribe({ topic: config.kafka.topics.events.name, fromBeginning: true });
       await consumer.run({
@@ -147,7 +155,16 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
             const release = await eng.intake(chunk);
             const last = chunk[chunk.length - 1]!.offset;
             // Only after the deliveries are durable (intake resolved) do the offsets move on.
-            await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+            try {
+              await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+            } catch (err) {
+              // The partition moved during intake: its new owner gets these records again (intake is
+              // idempotent). Thrown into kafkajs, this error would end the consumer for good.
+              if (!isRebalanceError(err)) throw err;
+              log.info({ partition: batch.partition, err }, 'partition moved during intake; leaving the batch to its new owner');
+              await release();
+              return;
+            }
             resolveOffset(last);
             meters.consumerLag(batch.topic, batch.partition, Math.max(Number(BigInt(batch.highWatermark) - BigInt(last) - 1n), 0));
             await release();

@@ -1,7 +1,7 @@
 // Composition root of event-ingest.
 import * as grpc from '@grpc/grpc-js';
 import { endpointsV1, eventsV1 } from '@hookline/proto';
-import { createLogger, GrpcServer, Lifecycle, Readiness, connectMongo, serve, type Logger } from '@hookline/service-kit';
+import { createLogger, exitOnFatal, GrpcServer, Lifecycle, Readiness, connectMongo, serve, type Logger } from '@hookline/service-kit';
 import { allTopics, brokerProbe, createKafka, createProducer, ensureTopicsOn, watchConsumer } from '@hookline/kafka';
 import { currentTelemetry } from '@hookline/telemetry';
 import { metrics } from '@opentelemetry/api';
@@ -24,7 +24,12 @@ export interface IngestApp {
   readonly readiness: Readiness;
 }
 
-export function createApp(config: IngestConfig, log: Logger = createLogger('event-ingest', config.logLevel)): IngestApp {
+export interface IngestOverrides {
+  /** Called when the Kafka ingest consumer is down for good. Default: exit code 1 via SIGTERM. */
+  onFatal?: (error: Error) => void;
+}
+
+export function createApp(config: IngestConfig, log: Logger = createLogger('event-ingest', config.logLevel), overrides: IngestOverrides = {}): IngestApp {
   const life = new Lifecycle(log);
   const readiness = new Readiness(log);
   let port = 0;
@@ -89,7 +94,7 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
         );
         life.defer('kafka ingest consumer', () => ingest.stop());
         await ingest.start();
-        watchConsumer(ingest.kafkaConsumer!, readiness, 'kafka ingest consumer');
+        watchConsumer(ingest.kafkaConsumer!, readiness, 'kafka ingest consumer', overrides.onFatal ?? exitOnFatal(log));
       }
 
       const server = new GrpcServer(log);

@@ -166,11 +166,30 @@ type ConsumerEvents = Pick<Consumer, 'on' | 'events'>;
  * NOT_SERVING while a consumer is out of its group: it crashed (kafkajs restarts it after lost
  * brokers or coordinator errors) or disconnected; SERVING again once it has rejoined and fetches.
  */
-export function watchConsumer(consumer: ConsumerEvents, readiness: Readiness, dep: string): void {
-  consumer.on(consumer.events.CRASH, (e) => readiness.markDown(dep, `consumer crashed: ${e.payload.error.name}${e.payload.restart ? '; restarting' : ''}`));
+export function watchConsumer(consumer: ConsumerEvents, readiness: Readiness, dep: string, onFatal?: (error: Error) => void): void {
+  consumer.on(consumer.events.CRASH, (e) => {
+    readiness.markDown(dep, `consumer crashed: ${e.payload.error.name}${e.payload.restart ? '; restarting' : ''}`);
+    // kafkajs restarts a consumer only after retriable errors; after any other it stays down for
+    // good while the process looks alive. Crash-only: let the caller end the process so the
+    // orchestrator starts a fresh one (its partitions move to the other replicas meanwhile).
+    if (!e.payload.restart) onFatal?.(e.payload.error);
+  });
   consumer.on(consumer.events.DISCONNECT, () => readiness.markDown(dep, 'consumer disconnected'));
   consumer.on(consumer.events.GROUP_JOIN, () => readiness.markUp(dep));
   consumer.on(consumer.events.FETCH_START, () => readiness.markUp(dep));
+}
+
+/**
+ * True for errors that mean "this member lost its partitions" (a rebalance happened under it):
+ * stop the batch without committing; the records go to the partition's new owner.
+ */
+export function isRebalanceError(err: unknown): boolean {
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = (e as { originalError?: unknown; cause?: unknown }).originalError ?? e.cause, i++) {
+    const type = (e as { type?: unknown }).type;
+    if (type === 'UNKNOWN_MEMBER_ID' || type === 'REBALANCE_IN_PROGRESS' || type === 'ILLEGAL_GENERATION' || type === 'FENCED_INSTANCE_ID') return true;
+    if (/not aware of this member|rebalanc|generation/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 /** A cheap broker round trip (cluster metadata) for Readiness probes after a failed produce. */

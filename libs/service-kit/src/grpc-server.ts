@@ -8,10 +8,13 @@ import { HealthImplementation } from 'grpc-health-check';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type TextMapGetter } from '@opentelemetry/api';
 import { tracer } from '@hookline/telemetry';
 import { descriptorSetPath } from '@hookline/proto';
-import { toGrpcStatus } from './errors';
+import { invalidField, toGrpcStatus } from './errors';
 import type { Logger } from './logger';
 
 type UnaryDefinition = grpc.MethodDefinition<unknown, unknown>;
+
+/** What requestDeserialize returns for bytes that are not the request message. */
+const UNDECODABLE = Symbol('undecodable request');
 export type AsyncUnary<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 
 /** Async handlers keyed by the method names of a ts-proto generated service definition. */
@@ -42,12 +45,28 @@ export class GrpcServer {
     handlers: AsyncService<S>,
   ): void {
     const impl: grpc.UntypedServiceImplementation = {};
+    const guarded: Record<string, UnaryDefinition> = {};
     for (const [method, def] of Object.entries(definition) as [string, UnaryDefinition][]) {
       const handler = (handlers as Record<string, AsyncUnary<unknown, unknown>>)[method];
       if (!handler) throw new Error(`no handler for ${name}.${method}`);
-      impl[method] = this.adapt(`${name}/${def.path.split('/').pop()}`, handler);
+      const rpcName = def.path.split('/').pop() ?? method;
+      // grpc-js answers INTERNAL when a request does not decode; a malformed request is the
+      // caller's mistake, so decode failures reach the handler as a marker and become INVALID_ARGUMENT.
+      guarded[method] = {
+        ...def,
+        requestDeserialize: (bytes: Buffer) => {
+          try {
+            return def.requestDeserialize(bytes);
+          } catch {
+            return UNDECODABLE;
+          }
+        },
+      };
+      impl[method] = this.adapt(`${name}/${rpcName}`, (req, call) =>
+        req === UNDECODABLE ? Promise.reject(invalidField('request', `is not a valid ${rpcName} request (protobuf decoding failed); send the message ${rpcName}Request`)) : handler(req, call),
+      );
     }
-    this.server.addService(definition as grpc.ServiceDefinition, impl);
+    this.server.addService(guarded as grpc.ServiceDefinition, impl);
     this.serviceNames.push(name);
   }
 

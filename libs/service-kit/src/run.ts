@@ -14,7 +14,7 @@ export function runMain(name: string, build: () => Promise<Runnable> | Runnable)
     process.stderr.write(`${name}: ${signal} received, stopping\n`);
     const hard = setTimeout(() => process.exit(1), 25_000);
     hard.unref();
-    void (app?.stop() ?? Promise.resolve()).then(() => process.exit(0));
+    void (app?.stop() ?? Promise.resolve()).then(() => process.exit(process.exitCode ?? 0));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
@@ -29,4 +29,17 @@ export function runMain(name: string, build: () => Promise<Runnable> | Runnable)
       process.stderr.write(`${name}: failed to start: ${message}\n`);
       process.exit(1);
     });
+}
+
+/**
+ * The default reaction to a component that is down for good (e.g. a Kafka consumer kafkajs will
+ * not restart): log it, set exit code 1 and stop gracefully through the SIGTERM path, so the
+ * orchestrator (or the developer) starts a fresh process.
+ */
+export function exitOnFatal(log: { fatal(obj: object, msg: string): void }): (error: Error) => void {
+  return (error) => {
+    log.fatal({ err: error }, 'unrecoverable failure; stopping the process so it is restarted');
+    process.exitCode = 1;
+    process.kill(process.pid, 'SIGTERM');
+  };
 }

@@ -13,10 +13,14 @@ export interface StartupContext {
   log: Logger;
 }
 
-/** Connects to MongoDB (5 s to find a server), watched by readiness, closed on stop. */
+/**
+ * Connects to MongoDB (5 s to find a server), watched by readiness, closed on stop. Socket reads
+ * time out after 30 s, so a wedged database turns into errors (retries, NOT_SERVING with a
+ * reason) instead of a silent hang.
+ */
 export async function connectMongo(uri: string, dbName: string, { life, readiness, log }: StartupContext): Promise<Connection> {
   log.info({ db: dbName }, 'connecting to MongoDB');
-  const db = mongoose.createConnection(uri, { dbName, serverSelectionTimeoutMS: 5_000 });
+  const db = mongoose.createConnection(uri, { dbName, serverSelectionTimeoutMS: 5_000, socketTimeoutMS: 30_000 });
   watchMongoose(db, readiness);
   life.defer('mongodb', () => db.close());
   await db.asPromise();

@@ -40,6 +40,11 @@ export interface EngineOptions {
   schedulerIntervalMs: number;
   /** Deliveries waiting in memory for one endpoint before more are left in the database. Default 4 × maxInFlightPerEndpoint, at least 64. */
   maxQueuedPerEndpoint?: number;
+  /**
+   * Runs a write to deliveries this replica holds so that it never overlaps an outcome write
+   * (OutcomeWriter.exclusive); FerretDB can lose one of two concurrent updates of a document.
+   */
+  serialize?: <T>(write: () => Promise<T>) => Promise<T>;
 }
 
 const DUPLICATE_KEY = 11000;
@@ -55,6 +60,7 @@ export class DeliveryEngine {
   /** Endpoints with due deliveries left in the database because their in-memory queue was full. */
   private readonly spilled = new Set<string>();
   private rescan = false;
+  private readonly serialize: <T>(write: () => Promise<T>) => Promise<T>;
 
   constructor(
     private readonly models: DispatcherModels,
@@ -63,6 +69,7 @@ export class DeliveryEngine {
     private readonly opts: EngineOptions,
     private readonly log: Logger,
   ) {
+    this.serialize = opts.serialize ?? ((write) => write());
     this.queue = new WorkQueue<Job>(
       {
         maxInFlight: opts.maxInFlight,
@@ -229,7 +236,8 @@ export class DeliveryEngine {
     const leaseUntil = new Date(now + this.opts.leaseMs);
     try {
       for (let i = 0; i < ids.length; i += 1000) {
-        await this.models.deliveries.updateMany({ _id: { $in: ids.slice(i, i + 1000) }, leaseOwner: this.opts.owner, state: 'pending' }, { $set: { leaseUntil } });
+        const chunk = ids.slice(i, i + 1000);
+        await this.serialize(() => this.models.deliveries.updateMany({ _id: { $in: chunk }, leaseOwner: this.opts.owner, state: 'pending' }, { $set: { leaseUntil } }));
       }
     } catch (err) {
       this.log.warn({ err }, 'lease renewal failed; retrying next tick');

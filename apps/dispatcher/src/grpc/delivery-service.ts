@@ -100,6 +100,13 @@ export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliver
       const v = new Violations();
       scope(v, req.workspaceId, req.endpointId);
       if (req.pageSize < 0 || req.pageSize > MAX_PAGE) v.add('page_size', `must be between 0 and ${MAX_PAGE} (0 means 50)`);
+      // ts-proto keeps unknown enum numbers as they are: refuse them rather than ignore the filter.
+      if (!(Object.values(deliveryV1.AttemptKind) as unknown[]).includes(req.kind) || req.kind === deliveryV1.AttemptKind.UNRECOGNIZED) {
+        v.add('kind', 'must be ATTEMPT_KIND_UNSPECIFIED (both), ATTEMPT_KIND_LIVE or ATTEMPT_KIND_TEST');
+      }
+      if (!(Object.values(deliveryV1.AttemptOutcome) as unknown[]).includes(req.outcome) || req.outcome === deliveryV1.AttemptOutcome.UNRECOGNIZED) {
+        v.add('outcome', 'must be ATTEMPT_OUTCOME_UNSPECIFIED (both), ATTEMPT_OUTCOME_SUCCEEDED or ATTEMPT_OUTCOME_FAILED');
+      }
       const after = req.pageToken ? Buffer.from(req.pageToken, 'base64url').toString('utf8') : undefined;
       if (after !== undefined && !/^att_[0-9a-f]{32}$/.test(after)) v.add('page_token', 'is not a token from a previous response; omit it to start from the first page');
       v.throwIfAny();

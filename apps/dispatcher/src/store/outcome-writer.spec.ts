@@ -36,7 +36,8 @@ describe('OutcomeWriter', () => {
     const inserted = calls.find((c) => c.op === 'attempts.insertMany')!.args[0] as AttemptDoc[];
     expect(inserted.map((a) => a._id)).toEqual(['att_1', 'att_2', 'att_3', 'att_9']);
     const [filter, update] = calls.find((c) => c.op === 'deliveries.updateMany')!.args as [Record<string, unknown>, Record<string, Record<string, unknown>>];
-    expect(filter).toEqual({ _id: { $in: ['evt_1|ep_a', 'evt_2|ep_a', 'evt_3|ep_c'] }, leaseOwner: 'me' });
+    // A success is final whoever holds the lease: written over any pending state.
+    expect(filter).toEqual({ _id: { $in: ['evt_1|ep_a', 'evt_2|ep_a', 'evt_3|ep_c'] }, state: 'pending' });
     expect(update.$inc).toEqual({ attemptCount: 1 });
     expect(update.$set).toMatchObject({ state: 'succeeded', leaseOwner: '', leaseUntil: new Date(0) });
     const [retryFilter, retryUpdate] = calls.find((c) => c.op === 'deliveries.updateOne')!.args as [Record<string, unknown>, Record<string, Record<string, unknown>>];
@@ -49,6 +50,37 @@ describe('OutcomeWriter', () => {
     const writer = new OutcomeWriter(models, () => 1_000, 5, 2);
     await Promise.all([1, 2, 3].map((n) => writer.record(success(n))));
     expect(calls.filter((c) => c.op === 'attempts.insertMany')).toHaveLength(2);
+  });
+
+  it('retries a group after a transient SQLITE_BUSY answer', async () => {
+    const { models, calls } = fakeModels();
+    let busy = 1;
+    const insertMany = (models.attempts as unknown as { insertMany: (...a: unknown[]) => Promise<unknown> }).insertMany;
+    (models.attempts as unknown as { insertMany: unknown }).insertMany = async (...args: unknown[]) => {
+      if (busy-- > 0) throw Object.assign(new Error('database is locked (5) (SQLITE_BUSY)'), { code: 1 });
+      return insertMany(...args);
+    };
+    const writer = new OutcomeWriter(models, () => 1_000, 5);
+    await writer.record(success(1));
+    expect(calls.filter((c) => c.op === 'attempts.insertMany')).toHaveLength(1);
+  });
+
+  it('runs exclusive writes between group writes, never beside one', async () => {
+    const { models } = fakeModels();
+    const order: string[] = [];
+    const slow = models.deliveries.updateMany.bind(models.deliveries);
+    (models.deliveries as unknown as { updateMany: unknown }).updateMany = async (...args: unknown[]) => {
+      order.push('group:start');
+      await new Promise((r) => setTimeout(r, 30));
+      order.push('group:end');
+      return (slow as (...a: unknown[]) => Promise<unknown>)(...args);
+    };
+    const writer = new OutcomeWriter(models, () => 1_000, 1);
+    const recorded = writer.record(success(1));
+    await new Promise((r) => setTimeout(r, 5));
+    await writer.exclusive(async () => void order.push('exclusive'));
+    await recorded;
+    expect(order).toEqual(['group:start', 'group:end', 'exclusive']);
   });
 
   it('rejects every outcome of a group whose write failed, so callers do not take it as recorded', async () => {

@@ -56,12 +56,27 @@ export class OutcomeWriter {
     }, delayMs);
   }
 
+  /**
+   * Runs `fn` between group writes, never beside one. FerretDB writes a document back whole, so
+   * two concurrent updates of one document can lose one (a lease renewal racing a recorded
+   * success put deliveries back to pending): every other write this replica makes to deliveries
+   * it holds goes through here.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.flushing.then(() => withTransientRetry(fn));
+    this.flushing = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
   private async flush(): Promise<void> {
     const group = this.queue.splice(0, this.maxGroup);
     if (this.queue.length > 0) this.kick(0);
     if (group.length === 0) return;
     try {
-      await this.write(group.map((p) => p.outcome));
+      await withTransientRetry(() => this.write(group.map((p) => p.outcome)));
       for (const p of group) p.resolve();
     } catch (err) {
       for (const p of group) p.reject(err);
@@ -75,31 +90,50 @@ export class OutcomeWriter {
 
     // Successes differ only in attemptCount, which each wrote as previous + 1: $inc does the same.
     const cleared = { leaseOwner: '', leaseUntil: new Date(0), updatedAt: now };
-    const byOwner = new Map<string, string[]>();
+    const succeeded: string[] = [];
     const others: DeliveryOutcome[] = [];
     for (const o of outcomes) {
-      if (o.set.state === 'succeeded' && o.attempt) byOwner.set(o.owner, [...(byOwner.get(o.owner) ?? []), o.deliveryId]);
+      if (o.set.state === 'succeeded' && o.attempt) succeeded.push(o.deliveryId);
       else others.push(o);
     }
-    const writes: Promise<unknown>[] = [];
-    for (const [owner, ids] of byOwner) {
-      // Only the lease holder writes; a replica that lost its lease leaves the record to the new owner.
-      writes.push(
-        this.models.deliveries.updateMany(
-          { _id: { $in: ids }, leaseOwner: owner },
-          { $set: { state: 'succeeded', nextAttemptAt: null, lastError: '', ...cleared }, $inc: { attemptCount: 1 } },
-        ),
+    // One write after another: FerretDB serialises writes anyway, and concurrent ones only
+    // collide (SQLITE_BUSY).
+    if (succeeded.length > 0) {
+      // A success is final whoever holds the lease now: it is written over any pending state,
+      // and clears the lease so a replica that took the delivery over cannot undo it.
+      await this.models.deliveries.updateMany(
+        { _id: { $in: succeeded }, state: 'pending' },
+        { $set: { state: 'succeeded', nextAttemptAt: null, lastError: '', ...cleared }, $inc: { attemptCount: 1 } },
       );
     }
     for (const o of others) {
-      writes.push(this.models.deliveries.updateOne({ _id: o.deliveryId, leaseOwner: o.owner }, { $set: { ...o.set, ...cleared } }));
+      // Retries and failures: only the lease holder writes; a replica that lost its lease leaves
+      // the record to the new owner.
+      await this.models.deliveries.updateOne({ _id: o.deliveryId, leaseOwner: o.owner }, { $set: { ...o.set, ...cleared } });
     }
     const healthy = new Map(outcomes.flatMap((o) => (o.healthyEndpoint ? [[o.healthyEndpoint.id, o.healthyEndpoint] as const] : [])));
     for (const h of healthy.values()) {
-      writes.push(
-        this.models.health.updateOne({ _id: h.id }, { $set: { workspaceId: h.workspaceId, endpointId: h.endpointId, lastSuccessAt: now, failingSince: null } }, { upsert: true }),
-      );
+      await this.models.health.updateOne({ _id: h.id }, { $set: { workspaceId: h.workspaceId, endpointId: h.endpointId, lastSuccessAt: now, failingSince: null } }, { upsert: true });
     }
-    await Promise.all(writes);
+  }
+}
+
+/** FerretDB answers "database is locked (SQLITE_BUSY)" under write contention: worth a retry. */
+export function isTransientWriteError(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown; errorLabels?: unknown } | undefined;
+  if (!e) return false;
+  if (typeof e.message === 'string' && /SQLITE_BUSY|database is locked/i.test(e.message)) return true;
+  return Array.isArray(e.errorLabels) && e.errorLabels.includes('TransientTransactionError');
+}
+
+/** Up to 3 more tries, 50-200 ms apart, for transient write errors; others are thrown at once. */
+export async function withTransientRetry<T>(fn: () => Promise<T>, tries = 4): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= tries || !isTransientWriteError(err)) throw err;
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 150));
+    }
   }
 }

@@ -10,6 +10,7 @@
 // Offsets are committed only for the leading run of records whose outcome is durable, so a crash
 // at any point re-reads (at least once) and never skips. With an idempotency-key header the re-read
 // is answered as a duplicate and publishes nothing new.
+import { isRebalanceError } from '@hookline/kafka';
 import { status } from '@grpc/grpc-js';
 import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { Logger, ServiceError } from '@hookline/service-kit';
@@ -99,7 +100,15 @@ export class KafkaIngestConsumer {
         const last = chunk[done - 1]!.offset;
         resolveOffset(last);
         // The one place offsets move: only past records whose outcome is durable.
-        await this.consumer!.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
+        try {
+          await this.consumer!.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
+        } catch (err) {
+          // The partition moved: its new owner re-reads these records (idempotency keys make the
+          // replay harmless). Thrown into kafkajs, this error would end the consumer for good.
+          if (!isRebalanceError(err)) throw err;
+          this.log.info({ topic, partition, err }, 'partition moved; leaving the rest of the batch to its new owner');
+          return;
+        }
         next += done;
         failures = 0;
       }
