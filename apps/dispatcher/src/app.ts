@@ -113,7 +113,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         log,
         metrics: meters,
       });
-      const eng = new DeliveryEngine(models, subscribers, pipeline, { ...config, owner, serialize: (write) => writer.exclusive(write) }, log);
+      const eng = new DeliveryEngine(models, subscribers, pipeline, { ...config, owner, serialize: (write) => writer.exclusive(write), onDependencyError: (err) => readiness.dependencyFailed(err) }, log);
       engine = eng;
 
       // Endpoint changes: drop cached subscribers of the workspace. A private group per replica

@@ -31,6 +31,8 @@ export class GrpcServer {
   });
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING' });
   private readonly serviceNames: string[] = [];
+  /** Told about calls that failed because a dependency did not answer (readiness listens). */
+  onDependencyError: ((err: unknown) => void) | undefined;
 
   constructor(private readonly log: Logger) {
     this.health.addToServer(this.server);
@@ -95,6 +97,7 @@ export class GrpcServer {
         (err: unknown) => {
           context.with(trace.setSpan(parent, span), () => {
             const s = toGrpcStatus(err, (ref, cause) => this.log.error({ rpc, ref, err: cause }, 'request failed'));
+            if (s.code === grpc.status.UNAVAILABLE) this.onDependencyError?.(err);
             if (s.code !== grpc.status.INTERNAL) this.log.info({ rpc, code: grpc.status[s.code], reason: s.details }, 'request rejected');
             end(s.code);
             callback({ code: s.code, details: s.details, metadata: s.metadata });

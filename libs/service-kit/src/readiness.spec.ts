@@ -63,3 +63,28 @@ describe('Readiness', () => {
     expect(r.status).toBe('SERVING');
   });
 });
+
+describe('Readiness.dependencyFailed', () => {
+  it('turns NOT_SERVING on a database timeout and SERVING again once the probe answers', async () => {
+    const r = new Readiness(silent, 20);
+    const states: string[] = [];
+    r.attach({ setHealth: (s: string) => states.push(s) });
+    r.ready();
+    let answering = false;
+    r.registerProbe('mongodb', async () => {
+      if (!answering) throw new Error('still down');
+    });
+    const timeout = Object.assign(new Error('connection 1 to 127.0.0.1:27027 timed out'), { name: 'MongoNetworkTimeoutError' });
+    r.dependencyFailed(new Error('not a dependency error'));
+    expect(r.status).toBe('SERVING');
+    r.dependencyFailed(new Error('wrapped', { cause: timeout }));
+    expect(r.status).toBe('NOT_SERVING');
+    expect(r.reasons).toEqual(['mongodb: calls fail: Error']);
+    await new Promise((res) => setTimeout(res, 60));
+    expect(r.status).toBe('NOT_SERVING');
+    answering = true;
+    await new Promise((res) => setTimeout(res, 60));
+    expect(r.status).toBe('SERVING');
+    expect(states).toEqual(['NOT_SERVING', 'SERVING', 'NOT_SERVING', 'SERVING']);
+  });
+});

@@ -46,6 +46,24 @@ export class Readiness {
     this.apply();
   }
 
+  private readonly knownProbes = new Map<string, Probe>();
+
+  /** How to check a dependency is back, used when a failed call marks it down. */
+  registerProbe(dep: string, probe: Probe): void {
+    this.knownProbes.set(dep, probe);
+  }
+
+  /**
+   * A call failed because a dependency did not answer (timeout, network): NOT_SERVING until the
+   * dependency's registered probe answers again. Connection events alone miss a database that
+   * keeps its sockets open but answers no query. Other errors are ignored.
+   */
+  dependencyFailed(err: unknown): void {
+    const dep = dependencyOf(err);
+    const probe = dep ? this.knownProbes.get(dep) : undefined;
+    if (dep && probe) this.markDown(dep, `calls fail: ${(err as Error).name}`, probe);
+  }
+
   markUp(dep: string): void {
     if (!this.down.delete(dep)) return;
     const t = this.probes.get(dep);
@@ -95,6 +113,14 @@ export class Readiness {
     this.last = s;
     this.sink.setHealth(s);
   }
+}
+
+/** Which dependency a driver error is about: 'mongodb' for timeouts and network errors, else undefined. */
+export function dependencyOf(err: unknown): string | undefined {
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = e.cause, i++) {
+    if (/^Mongo(Network|NetworkTimeout|ServerSelection|NotConnected|TopologyClosed)Error$|^MongooseServerSelectionError$/.test(e.name)) return 'mongodb';
+  }
+  return undefined;
 }
 
 /** What we need of a mongoose Connection (no mongoose import here). */

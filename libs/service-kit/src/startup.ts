@@ -24,6 +24,10 @@ export async function connectMongo(uri: string, dbName: string, { life, readines
   watchMongoose(db, readiness);
   life.defer('mongodb', () => db.close());
   await db.asPromise();
+  // A real read, not a ping: a wedged database can answer ping while every query hangs.
+  readiness.registerProbe('mongodb', async () => {
+    await db.db!.collection('hookline_probe').findOne({}, { maxTimeMS: 2_000 });
+  });
   return db;
 }
 
@@ -53,6 +57,7 @@ export async function serve(server: GrpcServer, opts: ServeOptions, { life, read
       log.info({ host: opts.metricsHost, metricsPort }, 'serving Prometheus metrics on /metrics');
     }
   }
+  server.onDependencyError = (err) => readiness.dependencyFailed(err);
   readiness.attach(server);
   readiness.ready();
   log.info({ host: opts.host, port }, `${opts.name} serving gRPC`);

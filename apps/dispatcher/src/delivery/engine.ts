@@ -45,6 +45,8 @@ export interface EngineOptions {
    * (OutcomeWriter.exclusive); FerretDB can lose one of two concurrent updates of a document.
    */
   serialize?: <T>(write: () => Promise<T>) => Promise<T>;
+  /** Told about storage failures of background work (readiness turns NOT_SERVING on timeouts). */
+  onDependencyError?: (err: unknown) => void;
 }
 
 const DUPLICATE_KEY = 11000;
@@ -311,6 +313,7 @@ export class DeliveryEngine {
       if (full) this.rescan = true;
     } catch (err) {
       this.log.warn({ err }, 'scheduler scan failed; retrying next tick');
+      this.opts.onDependencyError?.(err);
     } finally {
       this.scanning = false;
     }
@@ -327,6 +330,7 @@ export class DeliveryEngine {
     } catch (err) {
       // Storage or registry fault: the lease lapses and the scheduler retries the delivery.
       this.log.warn({ err, deliveryId: job.delivery._id }, 'delivery attempt not recorded; will be retried after the lease');
+      this.opts.onDependencyError?.(err);
     } finally {
       this.held.delete(job.delivery._id);
       // Room again for this endpoint's deliveries left in the database: fetch them now, not next tick.
