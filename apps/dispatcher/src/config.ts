@@ -1,19 +1,14 @@
 // The only reader of process.env in the dispatcher. See the README's configuration table.
-import { EnvReader } from '@hookline/service-kit';
+import { EnvReader, readServiceSettings, type ServiceSettings } from '@hookline/service-kit';
 import { readTelemetrySettings } from '@hookline/telemetry';
 import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
 import { AllowList } from '@hookline/url-policy';
 import { parseSchedule } from './delivery/retry-policy';
 
-export interface DispatcherConfig {
-  grpcHost: string;
-  grpcPort: number;
-  logLevel: string;
+export interface DispatcherConfig extends ServiceSettings {
   /** Prometheus scrape port (GET /metrics); undefined = no endpoint. 0 picks a free port. */
   metricsPort: number | undefined;
   metricsHost: string;
-  mongoUri: string;
-  mongoDatabase: string;
   kafka: KafkaSettings;
   /** Consumer group shared by all dispatcher replicas. */
   consumerGroup: string;
@@ -68,13 +63,9 @@ export function loadConfig(env: Record<string, string | undefined>): DispatcherC
     r.problem(`RETRY_SCHEDULE: ${(err as Error).message}`);
   }
   const config: DispatcherConfig = {
-    grpcHost: r.string('GRPC_HOST', '0.0.0.0'),
-    grpcPort: r.int('GRPC_PORT', 50053, { min: 0, max: 65535 }),
-    logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    ...readServiceSettings(r, { grpcPort: 50053, mongoDatabase: 'hookline_dispatcher' }),
     metricsPort: telemetry.metricsPort,
     metricsHost: telemetry.metricsHost,
-    mongoUri: r.string('MONGODB_URI', 'mongodb://127.0.0.1:27027/'),
-    mongoDatabase: r.string('MONGODB_DATABASE', 'hookline_dispatcher'),
     kafka: readKafkaSettings(r, 'dispatcher'),
     consumerGroup: r.string('KAFKA_CONSUMER_GROUP', 'hookline-dispatcher'),
     registryAddress: r.string('REGISTRY_ADDRESS', '127.0.0.1:50051'),

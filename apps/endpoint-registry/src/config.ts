@@ -1,20 +1,14 @@
 // The only reader of process.env in endpoint-registry. Every key, its default and meaning is in
 // the README's configuration table.
-import { EnvReader } from '@hookline/service-kit';
+import { EnvReader, readServiceSettings, type ServiceSettings } from '@hookline/service-kit';
 import { readTelemetrySettings } from '@hookline/telemetry';
 import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
 import { AllowList } from '@hookline/url-policy';
 
-export interface RegistryConfig {
-  grpcHost: string;
-  /** 0 picks a free port (tests). */
-  grpcPort: number;
-  logLevel: string;
+export interface RegistryConfig extends ServiceSettings {
   /** Prometheus scrape port (GET /metrics); undefined = no endpoint. 0 picks a free port. */
   metricsPort: number | undefined;
   metricsHost: string;
-  mongoUri: string;
-  mongoDatabase: string;
   kafka: KafkaSettings;
   /** AES-256-GCM keys by id; the active one encrypts, all of them decrypt. */
   secretKeys: Map<string, Buffer>;
@@ -44,13 +38,9 @@ export function loadConfig(env: Record<string, string | undefined>): RegistryCon
   const targetAllowList = r.list('TARGET_ALLOWLIST');
   for (const p of AllowList.validate(targetAllowList)) r.problem(`TARGET_ALLOWLIST: ${p}`);
   const config: RegistryConfig = {
-    grpcHost: r.string('GRPC_HOST', '0.0.0.0'),
-    grpcPort: r.int('GRPC_PORT', 50051, { min: 0, max: 65535 }),
-    logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    ...readServiceSettings(r, { grpcPort: 50051, mongoDatabase: 'hookline_registry' }),
     metricsPort: telemetry.metricsPort,
     metricsHost: telemetry.metricsHost,
-    mongoUri: r.string('MONGODB_URI', 'mongodb://127.0.0.1:27027/'),
-    mongoDatabase: r.string('MONGODB_DATABASE', 'hookline_registry'),
     kafka: readKafkaSettings(r, 'endpoint-registry'),
     secretKeys,
     activeSecretKeyId,

@@ -1,17 +1,12 @@
 // The only reader of process.env in event-ingest. See the README's configuration table.
-import { EnvReader } from '@hookline/service-kit';
+import { EnvReader, readServiceSettings, type ServiceSettings } from '@hookline/service-kit';
 import { readTelemetrySettings } from '@hookline/telemetry';
 import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
 
-export interface IngestConfig {
-  grpcHost: string;
-  grpcPort: number;
-  logLevel: string;
+export interface IngestConfig extends ServiceSettings {
   /** Prometheus scrape port (GET /metrics); undefined = no endpoint. 0 picks a free port. */
   metricsPort: number | undefined;
   metricsHost: string;
-  mongoUri: string;
-  mongoDatabase: string;
   kafka: KafkaSettings;
   /** host:port of endpoint-registry (event-type catalog). */
   registryAddress: string;
@@ -42,13 +37,9 @@ export function loadConfig(env: Record<string, string | undefined>): IngestConfi
   const { settings: telemetry, problems: telemetryProblems } = readTelemetrySettings(env, 'event-ingest');
   for (const p of telemetryProblems) r.problem(p);
   const config: IngestConfig = {
-    grpcHost: r.string('GRPC_HOST', '0.0.0.0'),
-    grpcPort: r.int('GRPC_PORT', 50052, { min: 0, max: 65535 }),
-    logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    ...readServiceSettings(r, { grpcPort: 50052, mongoDatabase: 'hookline_ingest' }),
     metricsPort: telemetry.metricsPort,
     metricsHost: telemetry.metricsHost,
-    mongoUri: r.string('MONGODB_URI', 'mongodb://127.0.0.1:27027/'),
-    mongoDatabase: r.string('MONGODB_DATABASE', 'hookline_ingest'),
     kafka: readKafkaSettings(r, 'event-ingest'),
     registryAddress: r.string('REGISTRY_ADDRESS', '127.0.0.1:50051'),
     maxPayloadBytes: r.int('MAX_PAYLOAD_BYTES', 256 * 1024, { min: 1024, max: MAX_PAYLOAD_LIMIT }),

@@ -81,3 +81,26 @@ export class EnvReader {
     if (this.problems.length > 0) throw new ConfigError(this.problems);
   }
 }
+
+/** Settings every service reads the same way (README configuration table). */
+export interface ServiceSettings {
+  grpcHost: string;
+  /** 0 picks a free port (tests). */
+  grpcPort: number;
+  logLevel: string;
+  mongoUri: string;
+  mongoDatabase: string;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** GRPC_HOST, GRPC_PORT, LOG_LEVEL, MONGODB_URI, MONGODB_DATABASE with the service's defaults. */
+export function readServiceSettings(r: EnvReader, defaults: { grpcPort: number; mongoDatabase: string }): ServiceSettings {
+  return {
+    grpcHost: r.string('GRPC_HOST', '0.0.0.0'),
+    grpcPort: r.int('GRPC_PORT', defaults.grpcPort, { min: 0, max: 65535 }),
+    logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    mongoUri: r.string('MONGODB_URI', 'mongodb://127.0.0.1:27027/'),
+    mongoDatabase: r.string('MONGODB_DATABASE', defaults.mongoDatabase),
+  };
+}
