@@ -6,7 +6,7 @@ import { eventTypeProblem, workspaceIdProblem } from '@hookline/schemas';
 import { ServiceError, timeOrderedId, unavailable, Violations, type FieldViolation, type Logger } from '@hookline/service-kit';
 import type { Catalog } from './catalog/catalog';
 import { asServiceError } from './errors';
-import type { IdempotencyStore } from './idempotency/idempotency-store';
+import type { ClaimRequest, ClaimResult, IdempotencyStore } from './idempotency/idempotency-store';
 import { PartialPublishError, type AcceptedEvent, type EventSink } from './publish/event-publisher';
 import { NO_INGEST_METRICS, type IngestCounters, type Transport } from './metrics';
 
@@ -33,6 +33,9 @@ export interface PublishOptions {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A claim that is no longer in progress: claimed, duplicate, or the error to answer. */
+type SettledClaim = Exclude<ClaimResult, { kind: 'in-progress' }> | { kind: 'failed'; error: unknown };
 
 const notAttempted = () => unavailable('not attempted: an earlier item must be retried first');
 
@@ -103,30 +106,38 @@ export class Ingestor {
     await Promise.all(items.map((e, i) => this.validate(e, fieldPrefix(i)).catch((err: unknown) => fail(i, err))));
     let limit = options.ordered ? firstRetryable(outcomes, items.length) : items.length;
 
-    // Stage 2: claim keys. A key repeated inside the batch is a duplicate of its first occurrence.
+    // Stage 2: claim keys, all of the batch in one round trip. A key repeated inside the batch is
+    // a duplicate of its first occurrence.
     const fresh: { i: number; event: AcceptedEvent; key?: string }[] = [];
+    const keyed: { i: number; base: Omit<AcceptedEvent, 'eventId' | 'createdAt'>; request: ClaimRequest }[] = [];
     const firstInBatch = new Map<string, number>();
     const sameAs = new Map<number, number>();
-    await Promise.all(
-      items.slice(0, limit).map(async (e, i) => {
-        if (outcomes[i]) return;
-        const createdAt = new Date();
-        const eventId = timeOrderedId('evt');
-        const base = { workspaceId: e.workspaceId, eventType: e.eventType, payload: e.payload };
-        if (!e.idempotencyKey) return void fresh.push({ i, event: { ...base, eventId, createdAt } });
-        const batchKey = `${e.workspaceId}\u0000${e.idempotencyKey}`;
-        const first = firstInBatch.get(batchKey);
-        if (first !== undefined) return void sameAs.set(i, first);
-        firstInBatch.set(batchKey, i);
-        try {
-          const claim = await this.claimWaiting(e.workspaceId, e.idempotencyKey, eventId, createdAt);
-          if (claim.kind === 'duplicate') outcomes[i] = { ok: true, eventId: claim.eventId, duplicate: true, createdAt: claim.createdAt };
-          else fresh.push({ i, key: e.idempotencyKey, event: { ...base, eventId: claim.eventId, createdAt: claim.createdAt } });
-        } catch (err) {
-          fail(i, err);
-        }
-      }),
-    );
+    for (let i = 0; i < limit; i++) {
+      if (outcomes[i]) continue;
+      const e = items[i]!;
+      const createdAt = new Date();
+      const eventId = timeOrderedId('evt');
+      const base = { workspaceId: e.workspaceId, eventType: e.eventType, payload: e.payload };
+      if (!e.idempotencyKey) {
+        fresh.push({ i, event: { ...base, eventId, createdAt } });
+        continue;
+      }
+      const batchKey = `${e.workspaceId}\u0000${e.idempotencyKey}`;
+      const first = firstInBatch.get(batchKey);
+      if (first !== undefined) {
+        sameAs.set(i, first);
+        continue;
+      }
+      firstInBatch.set(batchKey, i);
+      keyed.push({ i, base, request: { workspaceId: e.workspaceId, key: e.idempotencyKey, eventId, createdAt } });
+    }
+    const claims = await this.claimWaiting(keyed.map((k) => k.request));
+    keyed.forEach(({ i, base, request }, n) => {
+      const claim = claims[n]!;
+      if (claim.kind === 'failed') fail(i, claim.error);
+      else if (claim.kind === 'duplicate') outcomes[i] = { ok: true, eventId: claim.eventId, duplicate: true, createdAt: claim.createdAt };
+      else fresh.push({ i, key: request.key, event: { ...base, eventId: claim.eventId, createdAt: claim.createdAt } });
+    });
     if (options.ordered) limit = Math.min(limit, firstRetryable(outcomes, limit));
     // Keys claimed beyond the limit are handed back untouched; a retry claims them again.
     const [toSend, notSent] = partition(fresh.sort((a, b) => a.i - b.i), (f) => f.i < limit);
@@ -148,12 +159,8 @@ export class Ingestor {
     // Stage 4: remember the keys as published. The events are already durable, so a failure here
     // must not turn "accepted" into an error: the claim stays pending, and a repeat after the claim
     // lapses re-publishes under the SAME event id (a duplicate receivers drop on X-Webhook-Id).
-    const published = toSend.filter((f) => f.key !== undefined && outcomes[f.i]?.ok);
-    await Promise.all(
-      [...groupKeys(published)].map(([ws, keys]) =>
-        this.keys.markPublished(ws, keys).catch((err: unknown) => this.log?.warn({ err, workspaceId: ws, keys: keys.length }, 'could not mark idempotency keys as published')),
-      ),
-    );
+    const published = toSend.filter((f) => f.key !== undefined && outcomes[f.i]?.ok).map((f) => ({ workspaceId: f.event.workspaceId, key: f.key!, eventId: f.event.eventId }));
+    await this.keys.markPublished(published).catch((err: unknown) => this.log?.warn({ err, keys: published.length }, 'could not mark idempotency keys as published'));
 
     for (const [i, first] of sameAs) {
       const o = outcomes[first];
@@ -197,15 +204,37 @@ export class Ingestor {
     );
   }
 
-  /** Waits (bounded) while a concurrent call holds the same key. */
-  private async claimWaiting(workspaceId: string, key: string, eventId: string, createdAt: Date) {
+  /**
+   * Claims the keys; waits (bounded) while concurrent calls hold some of them, re-asking for those
+   * alone. One result per request.
+   */
+  private async claimWaiting(requests: ClaimRequest[]): Promise<SettledClaim[]> {
+    const results: SettledClaim[] = new Array(requests.length);
+    let open = requests.map((_, n) => n);
     const until = Date.now() + this.concurrentWaitMs;
-    for (let delay = 20; ; delay = Math.min(delay * 2, 200)) {
-      const claim = await this.keys.claim(workspaceId, key, eventId, createdAt);
-      if (claim.kind !== 'in-progress') return claim;
-      if (Date.now() > until) throw unavailable(`another request with idempotency_key "${key}" is still being published; retry shortly`);
+    for (let delay = 20; open.length > 0; delay = Math.min(delay * 2, 200)) {
+      let answers: ClaimResult[];
+      try {
+        answers = await this.keys.claim(open.map((n) => requests[n]!));
+      } catch (err) {
+        for (const n of open) results[n] = { kind: 'failed', error: err };
+        break;
+      }
+      const waiting: number[] = [];
+      open.forEach((n, j) => {
+        const a = answers[j]!;
+        if (a.kind === 'in-progress') waiting.push(n);
+        else results[n] = a;
+      });
+      open = waiting;
+      if (open.length === 0) break;
+      if (Date.now() > until) {
+        for (const n of open) results[n] = { kind: 'failed', error: unavailable(`another request with idempotency_key "${requests[n]!.key}" is still being published; retry shortly`) };
+        break;
+      }
       await new Promise((r) => setTimeout(r, delay));
     }
+    return results;
   }
 }
 
@@ -225,15 +254,9 @@ function partition<T>(xs: T[], pred: (x: T) => boolean): [T[], T[]] {
   return [yes, no];
 }
 
-function groupKeys(items: { workspaceId: string; key?: string }[]): Map<string, string[]>;
-function groupKeys(items: { event: AcceptedEvent; key?: string }[]): Map<string, string[]>;
-function groupKeys(items: ({ workspaceId: string; key?: string } | { event: AcceptedEvent; key?: string })[]): Map<string, string[]> {
+function groupKeys(items: { workspaceId: string; key: string }[]): Map<string, string[]> {
   const m = new Map<string, string[]>();
-  for (const item of items) {
-    if (item.key === undefined) continue;
-    const ws = 'event' in item ? item.event.workspaceId : item.workspaceId;
-    m.set(ws, [...(m.get(ws) ?? []), item.key]);
-  }
+  for (const item of items) m.set(item.workspaceId, [...(m.get(item.workspaceId) ?? []), item.key]);
   return m;
 }
 
