@@ -9,6 +9,9 @@ import { currentTelemetry } from '@hookline/telemetry';
 import { AllowList } from '@hookline/url-policy';
 import type { DispatcherConfig } from './config';
 import { DeliveryEngine } from './delivery/engine';
+
+/** How often settled offsets are committed. */
+const COMMIT_INTERVAL_MS = 200;
 import { HttpAttempter, type Resolver } from './delivery/http-attempt';
 import { DeliveryPipeline } from './delivery/pipeline';
 import { ScheduleRetryPolicy } from './delivery/retry-policy';
@@ -113,7 +116,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         log,
         metrics: meters,
       });
-      const eng = new DeliveryEngine(models, subscribers, pipeline, { ...config, owner, serialize: (write) => writer.exclusive(write), onDependencyError: (err) => readiness.dependencyFailed(err) }, log);
+      const eng = new DeliveryEngine(models, subscribers, pipeline, { ...config, owner, redeliveryGraceMs: config.spillAfterMs + config.attemptTimeoutMs + 1_000, serialize: (write) => writer.exclusive(write), onDependencyError: (err) => readiness.dependencyFailed(err) }, log);
       engine = eng;
 
       // Endpoint changes: drop cached subscribers of the workspace. A private group per replica
@@ -139,6 +142,24 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       watchConsumer(consumer, readiness, 'kafka events consumer', overrides.onFatal ?? exitOnFatal(log));
       await consumer.connect();
       await consumer.subscribe({ topic: config.kafka.topics.events.name, fromBeginning: true });
+      // Offsets are committed from the engine's tracker (records whose deliveries are all
+      // settled), not from the batch: a batch is done once its deliveries are queued.
+      let committing: Promise<void> | undefined;
+      const commitSettled = (): Promise<void> =>
+        (committing ??= (async () => {
+          const due = eng.offsets.due();
+          if (due.length === 0) return;
+          try {
+            await consumer.commitOffsets(due);
+            for (const p of due) eng.offsets.committed(p);
+          } catch (err) {
+            // A rebalance in progress refuses commits; the next round (or the partition's new owner) commits.
+            if (isRebalanceError(err)) log.info({ err }, 'offset commit refused during a rebalance; retrying');
+            else log.warn({ err }, 'offset commit failed; retrying');
+          }
+        })().finally(() => (committing = undefined)));
+      const committer = setInterval(() => void commitSettled(), COMMIT_INTERVAL_MS);
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => eng.offsets.retain(payload.memberAssignment));
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
@@ -148,33 +169,30 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
           for (let i = 0; i < batch.messages.length && isRunning() && !isStale(); i += CHUNK) {
             // Backpressure without missing heartbeats (a blocked batch would cost the partitions).
             while (!(await eng.waitForRoom(1_000))) {
-              if (!isRunning() || isStale()) return;
+              if (!isRunning() || isStale() || eng.stopping) return;
               await heartbeat();
             }
+            if (eng.stopping) return;
             const chunk = batch.messages.slice(i, i + CHUNK);
-            const release = await eng.intake(chunk);
+            await eng.intake(batch.topic, batch.partition, chunk);
             const last = chunk[chunk.length - 1]!.offset;
-            // Only after the deliveries are durable (intake resolved) do the offsets move on.
-            try {
-              await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
-            } catch (err) {
-              // The partition moved during intake: its new owner gets these records again (intake is
-              // idempotent). Thrown into kafkajs, this error would end the consumer for good.
-              if (!isRebalanceError(err)) throw err;
-              log.info({ partition: batch.partition, err }, 'partition moved during intake; leaving the batch to its new owner');
-              await release();
-              return;
-            }
             resolveOffset(last);
             meters.consumerLag(batch.topic, batch.partition, Math.max(Number(BigInt(batch.highWatermark) - BigInt(last) - 1n), 0));
-            await release();
             await heartbeat();
           }
         },
       });
-      // Stopped before the engine (registered after it), so no new intake races the hand-back.
-      life.defer('delivery engine', () => eng.stop(Math.max(stopDeadline - Date.now() - 2_000, 500)));
-      life.defer('events consumer', () => consumer.disconnect());
+      // One step, in this order: no more fetches; the engine settles what it holds (finishing or
+      // handing back); the final offsets are committed while the consumer is still a member (kafkajs
+      // drops commits once it stops); then the consumer leaves the group.
+      life.defer('events consumer and delivery engine', async () => {
+        consumer.pause([{ topic: config.kafka.topics.events.name }]);
+        await eng.stop(Math.max(stopDeadline - Date.now() - 2_000, 500));
+        clearInterval(committer);
+        await committing;
+        await commitSettled();
+        await consumer.disconnect();
+      });
       eng.startScheduler();
 
       const server = new GrpcServer(log);

@@ -41,6 +41,8 @@ export interface DispatcherConfig extends ServiceSettings {
   maxQueuedPerEndpoint: number;
   /** Topic for operational events (endpoint disabled: 410 or auto-disable), JSON records. Default webhooks.operations.v1. */
   operationsTopic: string;
+  /** A delivery from Kafka not finished after this long is written to the database as pending work, so its record's offset can be committed. Default 2 s. */
+  spillAfterMs: number;
   /** Kafka consumer session: how long a replica that died silently (SIGKILL) keeps its partitions. Default 30 s. */
   sessionTimeoutMs: number;
   /** SIGTERM to exit: in-flight attempts get what is left after the gRPC server and consumer stop. Default 20 s (runMain kills at 25 s). */
@@ -83,6 +85,7 @@ export function loadConfig(env: Record<string, string | undefined>): DispatcherC
     autoDisableAfterMs: r.int('AUTO_DISABLE_AFTER_HOURS', 5 * 24, { min: 1, max: 90 * 24 }) * 3600 * 1000,
     maxQueuedPerEndpoint: 0,
     operationsTopic: r.string('KAFKA_TOPIC_OPERATIONS', 'webhooks.operations.v1'),
+    spillAfterMs: r.int('SPILL_AFTER_MS', 2_000, { min: 100, max: 60_000 }),
     sessionTimeoutMs: r.int('KAFKA_SESSION_TIMEOUT_MS', 30_000, { min: 6_000, max: 300_000 }),
     shutdownDeadlineMs: r.int('SHUTDOWN_DEADLINE_MS', 20_000, { min: 1_000, max: 24_000 }),
   };

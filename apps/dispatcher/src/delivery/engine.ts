@@ -1,22 +1,36 @@
-// Turns Kafka records into durable deliveries and runs them:
-//   intake:    record → (subscribers) → events + deliveries written (leased to this replica)
-//              → offsets committed → work queue.
-//   scheduler: due retries and deliveries whose lease lapsed (a replica died) → lease → queue.
-// Offsets are committed only after the deliveries are in the database, so a crash at any point
-// redoes work (duplicates possible) but never loses it.
+// Turns Kafka records into deliveries and runs them:
+//   intake:    record → (subscribers) → event written → deliveries queued in memory.
+//   settle:    a delivery is settled once its outcome is durable (`delivered` on a first-attempt
+//              success, `deliveries` when it must be retried or failed), or once it is written to
+//              `deliveries` as pending work (spilled: its endpoint's queue is full, or it has waited
+//              longer than spillAfterMs). A record's offset is committed once every delivery of it,
+//              and of every record before it, is settled (OffsetTracker). A crash at any point
+//              redoes work (duplicates possible) but never loses it; a slow endpoint costs a spill
+//              write, never the partition's progress (no head-of-line blocking).
+//   scheduler: due retries, spilled work and deliveries whose lease lapsed (a replica died) →
+//              lease → queue.
+// The happy path (first attempt succeeds) costs two grouped inserts and no update: FerretDB's
+// updates scan the collection, so `deliveries` holds only work that needs the database.
 //
-// Leases: every delivery this replica holds in memory (queued or in flight) has its lease renewed
+// A record met again after a rebalance or a crash (its event is already stored) may have been
+// delivered by the replica that had it: its deliveries are written as pending with `verify` and
+// left for redeliveryGraceMs (longer than that replica needs to finish the attempt and record it);
+// the scheduler then attempts only those not found in `delivered`.
+//
+// Leases: every delivery this replica holds in memory that has a document has its lease renewed
 // every leaseMs/3, so a long queue behind a slow endpoint is never taken over by another replica
 // (or re-queued by our own scheduler) while this replica is alive; a replica that dies stops
-// renewing and its work is retaken leaseMs later. A delivery that does not fit in memory (its
-// endpoint's queue is full) is released at once and left to the scheduler.
+// renewing and its work is retaken leaseMs later.
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Link, type Span } from '@opentelemetry/api';
 import { eventsV1 } from '@hookline/proto';
 import type { Logger } from '@hookline/service-kit';
 import { extractKafkaContext, linkFromTraceparent, traceparentOf, tracer } from '@hookline/telemetry';
 import type { KafkaMessage } from 'kafkajs';
 import { payloadBytes, type DeliveryDoc, type DispatcherModels, type EventDoc } from '../store/models';
+import { insertIgnoringDuplicates } from '../store/insert';
+import type { DeliveryTrack } from '../store/outcome-writer';
 import type { SubscriberSource } from '../subscribers/subscriber-cache';
+import { OffsetTracker } from './offset-tracker';
 import type { DeliveryPipeline, EventData } from './pipeline';
 import { WorkQueue, type WorkItem } from './work-queue';
 
@@ -29,6 +43,13 @@ interface Job extends WorkItem {
    * scheduler starts a new trace linked to the one that created the delivery.
    */
   trace: { parent?: Context; links?: Link[] };
+  /** Deliveries straight from Kafka: where they stand in the database (absent: taken from the database). */
+  track?: DeliveryTrack;
+  /** Releases the Kafka record's hold once the delivery is settled (called once). */
+  settle?: () => void;
+  intakeAt: number;
+  /** Another replica wrote this delivery's document first (it met the record again): not attempted here. */
+  abandoned?: boolean;
 }
 
 export interface EngineOptions {
@@ -40,6 +61,10 @@ export interface EngineOptions {
   schedulerIntervalMs: number;
   /** Deliveries waiting in memory for one endpoint before more are left in the database. Default 4 × maxInFlightPerEndpoint, at least 64. */
   maxQueuedPerEndpoint?: number;
+  /** A delivery from Kafka not settled after this long is written to the database (so its record's offset can be committed). Default 2 s. */
+  spillAfterMs?: number;
+  /** How long deliveries of a record met again wait before they are attempted (see the header). Default 12 s. */
+  redeliveryGraceMs?: number;
   /**
    * Runs a write to deliveries this replica holds so that it never overlaps an outcome write
    * (OutcomeWriter.exclusive); FerretDB can lose one of two concurrent updates of a document.
@@ -49,20 +74,27 @@ export interface EngineOptions {
   onDependencyError?: (err: unknown) => void;
 }
 
-const DUPLICATE_KEY = 11000;
+const durable = (j: Job): boolean => !j.track || j.track.recorded || j.track.done;
 
 export class DeliveryEngine {
+  /** Offsets whose deliveries are all settled: the consumer commits from here. */
+  readonly offsets = new OffsetTracker();
   private readonly queue: WorkQueue<Job>;
   private timer: NodeJS.Timeout | undefined;
   private scanning = false;
   private stopped = false;
   /** Deliveries this replica holds (queued or in flight), by delivery id. */
   private readonly held = new Map<string, Job>();
+  /** Deliveries from Kafka whose attempt could not be recorded, nor they spilled yet: retried every tick. */
+  private unwritten: Job[] = [];
   private lastRenewal = 0;
   /** Endpoints with due deliveries left in the database because their in-memory queue was full. */
   private readonly spilled = new Set<string>();
   private rescan = false;
+  private readonly intakes = new Set<Promise<unknown>>();
   private readonly serialize: <T>(write: () => Promise<T>) => Promise<T>;
+  private readonly spillAfterMs: number;
+  private readonly redeliveryGraceMs: number;
 
   constructor(
     private readonly models: DispatcherModels,
@@ -72,6 +104,8 @@ export class DeliveryEngine {
     private readonly log: Logger,
   ) {
     this.serialize = opts.serialize ?? ((write) => write());
+    this.spillAfterMs = opts.spillAfterMs ?? 2_000;
+    this.redeliveryGraceMs = opts.redeliveryGraceMs ?? 12_000;
     this.queue = new WorkQueue<Job>(
       {
         maxInFlight: opts.maxInFlight,
@@ -87,6 +121,10 @@ export class DeliveryEngine {
     return { ...this.queue.size, held: this.held.size };
   }
 
+  get stopping(): boolean {
+    return this.stopped;
+  }
+
   /**
    * Backpressure for the Kafka consumer: true once there is room for more intake, false after
    * `timeoutMs` without room (the caller heartbeats and asks again, or gives up when stopping).
@@ -96,21 +134,30 @@ export class DeliveryEngine {
   }
 
   /**
-   * Records deliveries for a batch of Kafka records. Resolves once they are durable (the caller
-   * then commits the offsets); throws if the registry or database is unavailable (the caller
-   * must not commit, and Kafka redelivers).
+   * Takes a chunk of one partition's records: stores their events and queues their deliveries.
+   * Resolves once the records are registered with `offsets` (which later says when they may be
+   * committed); throws if the registry or database is unavailable (nothing is registered, and
+   * Kafka redelivers).
    */
-  async intake(messages: KafkaMessage[]): Promise<() => Promise<void>> {
+  intake(topic: string, partition: number, messages: KafkaMessage[]): Promise<void> {
+    const run = this.doIntake(topic, partition, messages);
+    this.intakes.add(run);
+    return run.finally(() => this.intakes.delete(run));
+  }
+
+  private async doIntake(topic: string, partition: number, messages: KafkaMessage[]): Promise<void> {
     const now = Date.now();
-    const events: EventData[] = [];
+    // Records registered already were fetched again after a rebalance that left the partition here.
+    const records = messages.filter((m) => !this.offsets.seen(topic, partition, m.offset));
+    const events: (EventData & { offset: string })[] = [];
     // One consumer span per record, continuing the trace its producer put in the headers (no-op
-    // spans while tracing is off). Ended once the deliveries are durable.
+    // spans while tracing is off). Ended once the deliveries are queued.
     const spans = new Map<string, Span>();
-    for (const m of messages) {
+    for (const m of records) {
       if (!m.value) continue;
       try {
         const r = eventsV1.EventRecord.decode(m.value);
-        events.push({ id: r.eventId, workspaceId: r.workspaceId, type: r.eventType, createdAt: r.createTime ?? new Date(Number(m.timestamp)), payload: r.payload });
+        events.push({ id: r.eventId, workspaceId: r.workspaceId, type: r.eventType, createdAt: r.createTime ?? new Date(Number(m.timestamp)), payload: r.payload, offset: m.offset });
         spans.set(
           r.eventId,
           tracer().startSpan(
@@ -124,17 +171,16 @@ export class DeliveryEngine {
         this.log.error({ err, offset: m.offset }, 'undecodable record on the events topic skipped');
       }
     }
-    const groups = new Map<string, EventData[]>();
+    const groups = new Map<string, (EventData & { offset: string })[]>();
     for (const e of events) {
       const k = `${e.workspaceId}\u0000${e.type}`;
       groups.set(k, [...(groups.get(k) ?? []), e]);
     }
-    const leaseUntil = new Date(now + this.opts.leaseMs);
     const expiresAt = new Date(now + this.opts.retentionMs);
-    const jobs: Job[] = [];
+    const jobsByOffset = new Map<string, Job[]>();
     const eventDocs: EventDoc[] = [];
     const ctxOf = (eventId: string): Context => trace.setSpan(ROOT_CONTEXT, spans.get(eventId)!);
-    let inserted: Set<string>;
+    let fresh: Job[];
     try {
       await Promise.all(
         [...groups.values()].map(async (group) => {
@@ -158,8 +204,9 @@ export class DeliveryEngine {
             const parent = ctxOf(e.id);
             const traceparent = traceparentOf(parent);
             eventDocs.push({ _id: e.id, workspaceId: e.workspaceId, eventType: e.type, payload: e.payload, createdAt: e.createdAt, expiresAt });
-            for (const s of subs) {
-              const delivery: DeliveryDoc = {
+            const jobs = subs.map((s): Job => ({
+              endpointKey: `${e.workspaceId}|${s.endpointId}`,
+              delivery: {
                 _id: `${e.id}|${s.endpointId}`,
                 eventId: e.id,
                 workspaceId: e.workspaceId,
@@ -169,20 +216,35 @@ export class DeliveryEngine {
                 state: 'pending',
                 attemptCount: 0,
                 nextAttemptAt: new Date(now),
-                leaseOwner: this.opts.owner,
-                leaseUntil,
+                leaseOwner: '',
+                leaseUntil: new Date(0),
                 lastError: '',
                 updatedAt: new Date(now),
                 expiresAt,
                 ...(traceparent ? { traceparent } : {}),
-              };
-              jobs.push({ endpointKey: `${e.workspaceId}|${s.endpointId}`, delivery, event: e, trace: { parent } });
-            }
+              },
+              event: e,
+              trace: { parent },
+              track: { recorded: false, done: false },
+              intakeAt: now,
+            }));
+            jobsByOffset.set(e.offset, jobs);
           }
         }),
       );
-      await insertIgnoringDuplicates(this.models.events, eventDocs);
-      inserted = await insertIgnoringDuplicates(this.models.deliveries, jobs.map((j) => j.delivery));
+      // An event stored already means its record was met before (see the header).
+      const stored = await insertIgnoringDuplicates(this.models.events, eventDocs);
+      const all = [...jobsByOffset.values()].flat();
+      fresh = all.filter((j) => stored.has(j.event.id));
+      const again = all.filter((j) => !stored.has(j.event.id) && !this.held.has(j.delivery._id));
+      if (again.length > 0) {
+        const at = new Date(now + this.redeliveryGraceMs);
+        await insertIgnoringDuplicates(
+          this.models.deliveries,
+          again.map((j) => ({ ...j.delivery, nextAttemptAt: at, verify: true })),
+        );
+        this.log.info({ deliveries: again.length, partition }, 'records met again: deliveries left to the scheduler, which skips those already delivered');
+      }
     } catch (err) {
       for (const span of spans.values()) {
         span.recordException(err as Error);
@@ -192,9 +254,22 @@ export class DeliveryEngine {
     } finally {
       for (const span of spans.values()) span.end();
     }
-    // A delivery that already existed was written by an earlier run of this record: its owner
-    // (or, once its lease lapses, the scheduler) takes care of it.
-    return () => this.enqueue(jobs.filter((j) => inserted.has(j.delivery._id)));
+    // Registered and held in one synchronous step, so no commit can pass a record before its deliveries are counted.
+    const isFresh = new Set(fresh);
+    for (const m of records) {
+      const ticket = this.offsets.register(topic, partition, m.offset);
+      for (const j of jobsByOffset.get(m.offset) ?? []) {
+        if (!isFresh.has(j)) continue;
+        ticket.hold();
+        let settled = false;
+        j.settle = () => {
+          if (settled) return;
+          settled = true;
+          ticket.release();
+        };
+      }
+    }
+    await this.enqueue(fresh);
   }
 
   startScheduler(): void {
@@ -203,23 +278,86 @@ export class DeliveryEngine {
 
   private async tick(): Promise<void> {
     await this.renewLeases();
+    await this.spillAged();
     await this.scan();
   }
 
-  /** Queues leased jobs; those whose endpoint queue is full are released to the scheduler. */
+  /** Queues jobs; those whose endpoint queue is full go (back) to the database for the scheduler. */
   private async enqueue(jobs: Job[]): Promise<void> {
-    const overflow: string[] = [];
+    const overflow: Job[] = [];
     for (const j of jobs) {
-      if (this.held.has(j.delivery._id)) continue;
+      if (this.held.has(j.delivery._id)) {
+        j.settle?.();
+        continue;
+      }
       if (this.stopped || !this.queue.push(j)) {
-        overflow.push(j.delivery._id);
+        overflow.push(j);
         this.spilled.add(j.endpointKey);
         continue;
       }
       this.held.set(j.delivery._id, j);
     }
     if (overflow.length === 0) return;
-    await this.release(overflow, new Date()).catch((err: unknown) => this.log.warn({ err, count: overflow.length }, 'could not release overflow deliveries; their leases will lapse'));
+    await this.handBack(overflow, new Date());
+  }
+
+  /**
+   * Leaves jobs to any replica's scheduler from `at`: documents' leases are released, deliveries
+   * held only in memory are written as pending.
+   */
+  private async handBack(jobs: Job[], at: Date): Promise<void> {
+    const leased = jobs.filter((j) => !j.track || j.track.recorded).map((j) => j.delivery._id);
+    await this.release(leased, at).catch((err: unknown) => this.log.warn({ err, count: leased.length }, 'could not release deliveries; their leases will lapse'));
+    await this.spill(
+      jobs.filter((j) => j.track),
+      { leased: false, at },
+    );
+  }
+
+  /**
+   * Writes deliveries held only in memory to the database as pending work (leased to this
+   * replica while it keeps them, or free for any scheduler), which settles them. One that
+   * fails to be written is retried every tick until it is.
+   */
+  private async spill(jobs: Job[], how: { leased: boolean; at: Date }): Promise<void> {
+    if (jobs.length === 0) return;
+    try {
+      await this.serialize(async () => {
+        // Read inside the writer's sequence: an outcome written meanwhile settles the job instead.
+        const todo = jobs.filter((j) => j.track && !j.track.recorded && !j.track.done);
+        if (todo.length === 0) return;
+        const now = Date.now();
+        const docs = todo.map((j) => ({
+          ...j.delivery,
+          nextAttemptAt: how.at,
+          leaseOwner: how.leased ? this.opts.owner : '',
+          leaseUntil: how.leased ? new Date(now + this.opts.leaseMs) : new Date(0),
+          updatedAt: new Date(now),
+        }));
+        const inserted = await insertIgnoringDuplicates(this.models.deliveries, docs);
+        for (const [i, j] of todo.entries()) {
+          j.track!.recorded = true;
+          j.delivery = docs[i]!;
+          // Written by another replica that met the record again: its copy is the one to run.
+          if (!inserted.has(j.delivery._id)) j.abandoned = true;
+        }
+      });
+    } catch (err) {
+      this.log.warn({ err, count: jobs.length }, 'could not write deliveries to the database; retrying next tick');
+      this.opts.onDependencyError?.(err);
+      for (const j of jobs) if (!durable(j) && !this.held.has(j.delivery._id) && !this.unwritten.includes(j)) this.unwritten.push(j);
+    }
+    for (const j of jobs) if (durable(j)) j.settle?.();
+  }
+
+  /** Writes deliveries that waited in memory longer than spillAfterMs, and retries writes that failed. */
+  private async spillAged(): Promise<void> {
+    const unwritten = this.unwritten.filter((j) => !durable(j));
+    this.unwritten = [];
+    await this.spill(unwritten, { leased: false, at: new Date() });
+    const cutoff = Date.now() - this.spillAfterMs;
+    const aged = [...this.held.values()].filter((j) => j.intakeAt <= cutoff && !durable(j));
+    await this.spill(aged, { leased: true, at: new Date() });
   }
 
   /** Gives leases back so any replica's scheduler may take the deliveries from `at`. */
@@ -229,12 +367,12 @@ export class DeliveryEngine {
     }
   }
 
-  /** Extends the leases of everything held in memory (every leaseMs / 3). */
+  /** Extends the leases of everything held in memory that has a document (every leaseMs / 3). */
   async renewLeases(force = false): Promise<void> {
     const now = Date.now();
     if (!force && now - this.lastRenewal < this.opts.leaseMs / 3) return;
     this.lastRenewal = now;
-    const ids = [...this.held.keys()];
+    const ids = [...this.held.values()].filter((j) => !j.track || j.track.recorded).map((j) => j.delivery._id);
     const leaseUntil = new Date(now + this.opts.leaseMs);
     try {
       for (let i = 0; i < ids.length; i += 1000) {
@@ -292,10 +430,31 @@ export class DeliveryEngine {
           if (r.modifiedCount === 1) mine.push({ ...d, leaseOwner: this.opts.owner, leaseUntil });
         }),
       );
-      const events = mine.length === 0 ? [] : await this.models.events.find({ _id: { $in: [...new Set(mine.map((d) => d.eventId))] } }).lean<EventDoc[]>();
+      // Deliveries of records met again: those the first replica delivered are only marked so.
+      const toRun: DeliveryDoc[] = [];
+      for (const d of mine) {
+        if (!d.verify) {
+          toRun.push(d);
+          continue;
+        }
+        const done = await this.models.delivered.findById(d._id).lean();
+        if (!done) {
+          toRun.push(d);
+          continue;
+        }
+        await this.serialize(() =>
+          this.models.deliveries.updateOne(
+            { _id: d._id, state: 'pending' },
+            { $set: { state: 'succeeded', verify: false, attemptCount: done.attemptCount, nextAttemptAt: null, lastError: '', leaseOwner: '', leaseUntil: new Date(0), updatedAt: new Date() } },
+          ),
+        );
+      }
+      // One _id lookup per event: FerretDB answers those from its primary key, but scans for `$in`.
+      const eventIds = [...new Set(toRun.map((d) => d.eventId))];
+      const events = (await Promise.all(eventIds.map((id) => this.models.events.findById(id).lean<EventDoc>()))).filter((e): e is EventDoc => e !== null);
       const byId = new Map(events.map((e) => [e._id, e]));
       const jobs: Job[] = [];
-      for (const d of mine) {
+      for (const d of toRun) {
         const e = byId.get(d.eventId);
         if (!e) {
           await this.models.deliveries.updateOne({ _id: d._id, leaseOwner: this.opts.owner }, { $set: { state: 'failed', lastError: 'event expired before delivery', leaseOwner: '', leaseUntil: new Date(0) } });
@@ -306,6 +465,7 @@ export class DeliveryEngine {
           delivery: d,
           event: { id: e._id, workspaceId: e.workspaceId, type: e.eventType, createdAt: e.createdAt, payload: payloadBytes(e.payload) },
           trace: { links: linkFromTraceparent(d.traceparent) },
+          intakeAt: Date.now(),
         });
       }
       await this.enqueue(jobs);
@@ -326,13 +486,17 @@ export class DeliveryEngine {
 
   private async runJob(job: Job): Promise<void> {
     try {
-      await this.pipeline.run(job.delivery, job.event, job.trace);
+      if (job.abandoned) return;
+      await this.pipeline.run(job.delivery, job.event, job.trace, job.track);
     } catch (err) {
-      // Storage or registry fault: the lease lapses and the scheduler retries the delivery.
-      this.log.warn({ err, deliveryId: job.delivery._id }, 'delivery attempt not recorded; will be retried after the lease');
+      // Storage or registry fault. A leased document lapses and the scheduler retries it; a
+      // delivery held only in memory is written as pending next tick.
+      this.log.warn({ err, deliveryId: job.delivery._id }, 'delivery attempt not recorded; will be retried');
       this.opts.onDependencyError?.(err);
+      if (!durable(job)) this.unwritten.push(job);
     } finally {
       this.held.delete(job.delivery._id);
+      if (durable(job)) job.settle?.();
       // Room again for this endpoint's deliveries left in the database: fetch them now, not next tick.
       if (this.spilled.has(job.endpointKey) && !this.stopped) void this.scan();
     }
@@ -342,41 +506,25 @@ export class DeliveryEngine {
    * Graceful stop: no new work; queued deliveries are handed back at once; in-flight attempts
    * get up to `deadlineMs` to finish and be recorded; whatever is still running then is handed
    * back too (another replica may attempt it again: at-least-once, never lost, never stuck
-   * behind a lease of a process that is gone).
+   * behind a lease of a process that is gone). When this resolves every delivery is settled
+   * (unless the database is down), so the caller can commit the final offsets.
    */
   async stop(deadlineMs: number): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    const deadline = Date.now() + deadlineMs;
+    await Promise.allSettled([...this.intakes]);
     const queued = this.queue.drainQueued();
     for (const j of queued) this.held.delete(j.delivery._id);
-    await this.release(
-      queued.map((j) => j.delivery._id),
-      new Date(0),
-    ).catch((err: unknown) => this.log.warn({ err }, 'could not hand back queued deliveries; their leases will lapse'));
+    await this.handBack(queued, new Date(0));
     let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([this.queue.idle().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), deadlineMs)))]);
+    const finished = await Promise.race([this.queue.idle().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(deadline - Date.now(), 0))))]);
     clearTimeout(timer);
-    const running = [...this.held.keys()];
-    if (running.length > 0) {
-      await this.release(running, new Date(0)).catch((err: unknown) => this.log.warn({ err }, 'could not hand back in-flight deliveries; their leases will lapse'));
-    }
-    this.log.info({ handedBackQueued: queued.length, handedBackInFlight: running.length, finishedInTime: finished }, 'delivery engine stopped');
+    const running = [...this.held.values()];
+    if (running.length > 0) await this.handBack(running, new Date(0));
+    const unwritten = this.unwritten.filter((j) => !durable(j));
+    this.unwritten = [];
+    await this.spill(unwritten, { leased: false, at: new Date(0) });
+    this.log.info({ handedBackQueued: queued.length, handedBackInFlight: running.length, finishedInTime: finished, unsettled: this.offsets.unsettled }, 'delivery engine stopped');
   }
-}
-
-/** insertMany that treats "already there" as success; returns the ids this call inserted. */
-async function insertIgnoringDuplicates<T extends { _id: string }>(model: { insertMany(docs: T[], opts: object): Promise<unknown> }, docs: T[]): Promise<Set<string>> {
-  const ids = new Set(docs.map((d) => d._id));
-  if (docs.length === 0) return ids;
-  try {
-    await model.insertMany(docs, { ordered: false, lean: true });
-  } catch (err) {
-    const writeErrors = (err as { writeErrors?: { code?: number; err?: { code?: number; index?: number }; index?: number }[] }).writeErrors;
-    if (!writeErrors || writeErrors.some((w) => (w.code ?? w.err?.code) !== DUPLICATE_KEY)) throw err;
-    for (const w of writeErrors) {
-      const i = w.index ?? w.err?.index;
-      if (i !== undefined) ids.delete(docs[i]!._id);
-    }
-  }
-  return ids;
 }

@@ -10,7 +10,7 @@ import { webhookBody } from '@hookline/schemas';
 import type { HttpAttempter, HttpRequest, HttpResult } from './http-attempt';
 import { parseRetryAfter, type RetryPolicy } from './retry-policy';
 import type { AttemptDoc, DeliveryDoc, DispatcherModels } from '../store/models';
-import { OutcomeWriter, type DeliveryOutcome } from '../store/outcome-writer';
+import { OutcomeWriter, type DeliveryOutcome, type DeliveryTrack } from '../store/outcome-writer';
 import type { Subscriber, SubscriberSource } from '../subscribers/subscriber-cache';
 import type { OperationalEvents } from '../operations/operational-events';
 
@@ -132,8 +132,12 @@ export class DeliveryPipeline {
     this.writer = d.writer ?? new OutcomeWriter(d.models, this.now);
   }
 
-  /** Runs one attempt of a leased delivery and records its outcome. Throws only on storage faults. */
-  run(delivery: DeliveryDoc, event: EventData, t: AttemptTrace = {}): Promise<Decision> {
+  /**
+   * Runs one attempt of a delivery and records its outcome. The delivery is either a leased
+   * document or, with `track`, held in memory only (then its outcome is inserted unless
+   * the track says it has been recorded since). Throws only on storage faults.
+   */
+  run(delivery: DeliveryDoc, event: EventData, t: AttemptTrace = {}, track?: DeliveryTrack): Promise<Decision> {
     // A retry from the scheduler (links, no parent) starts its own trace, linked to the intake's.
     const retry = !t.parent && t.links !== undefined;
     return withSpan(
@@ -143,20 +147,20 @@ export class DeliveryPipeline {
         attributes: { 'hookline.event_id': event.id, 'hookline.event_type': event.type, 'hookline.workspace_id': delivery.workspaceId, 'hookline.endpoint_id': delivery.endpointId, 'hookline.attempt': delivery.attemptCount + 1 },
       },
       async (span) => {
-        const decision = await this.deliver(delivery, event);
+        const decision = await this.deliver(delivery, event, track ? { doc: delivery, track } : undefined);
         span.setAttribute('hookline.outcome', decision.kind);
         return decision;
       },
     );
   }
 
-  private async deliver(delivery: DeliveryDoc, event: EventData): Promise<Decision> {
+  private async deliver(delivery: DeliveryDoc, event: EventData, fresh: DeliveryOutcome['fresh']): Promise<Decision> {
     const subs = await this.d.subscribers.resolve(delivery.workspaceId, delivery.eventType);
     const sub = subs.find((s) => s.endpointId === delivery.endpointId);
     if (!sub) {
       // Deleted, disabled or unsubscribed since the event arrived: nothing to send to.
       const decision: Decision = { kind: 'failed', reason: 'endpoint deleted, disabled or no longer subscribed' };
-      await this.writer.record({ deliveryId: delivery._id, owner: this.d.owner, set: deliverySet(decision, delivery.attemptCount) });
+      await this.writer.record({ deliveryId: delivery._id, owner: this.d.owner, set: deliverySet(decision, delivery.attemptCount), ...(fresh ? { fresh } : {}) });
       return decision;
     }
     const startedAt = new Date(this.now());
@@ -178,6 +182,7 @@ export class DeliveryPipeline {
       attempt: attemptDoc(base, req, result, succeeded, startedAt, this.d.retentionMs),
       set: deliverySet(decision, attemptsMade),
       ...(succeeded ? { healthyEndpoint: { id: `${delivery.workspaceId}|${delivery.endpointId}`, workspaceId: delivery.workspaceId, endpointId: delivery.endpointId } } : {}),
+      ...(fresh ? { fresh } : {}),
     });
     if (decision.kind === 'failed' && decision.disableEndpoint) {
       await this.d.control.disable(delivery.workspaceId, delivery.endpointId, decision.disableEndpoint);
@@ -201,6 +206,7 @@ export class DeliveryPipeline {
    */
   private async recordFailureStreak(delivery: DeliveryDoc): Promise<void> {
     const _id = `${delivery.workspaceId}|${delivery.endpointId}`;
+    this.writer.forgetHealthy(_id);
     const now = new Date(this.now());
     const doc = await this.d.models.health
       .findOneAndUpdate({ _id }, { $setOnInsert: { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, lastSuccessAt: null, failingSince: now } }, { upsert: true, new: true })

@@ -2,7 +2,8 @@
 import { deliveryV1 } from '@hookline/proto';
 import { notFound, timeOrderedId, Violations, type AsyncService } from '@hookline/service-kit';
 import { eventTypeProblem, workspaceIdProblem } from '@hookline/schemas';
-import type { AttemptDoc, DeliveryDoc, DispatcherModels } from '../store/models';
+import type { AttemptDoc, DeliveredDoc, DeliveryDoc, DispatcherModels } from '../store/models';
+import { insertIgnoringDuplicates } from '../store/insert';
 import type { HttpAttempter } from '../delivery/http-attempt';
 import { attemptDoc, prepare } from '../delivery/pipeline';
 import type { SubscriberSource } from '../subscribers/subscriber-cache';
@@ -64,6 +65,30 @@ function scope(v: Violations, workspaceId: string, endpointId: string): void {
   const p = workspaceIdProblem(workspaceId);
   if (p) v.add('workspace_id', p);
   if (!endpointId) v.add('endpoint_id', 'is required');
+}
+
+async function redeliver(models: DispatcherModels, id: string, workspaceId: string, now: Date): Promise<DeliveryDoc | undefined> {
+  const done = await models.delivered.findOne({ _id: id, workspaceId }).lean<DeliveredDoc>();
+  if (!done) return undefined;
+  const doc: DeliveryDoc = {
+    _id: done._id,
+    eventId: done.eventId,
+    workspaceId: done.workspaceId,
+    endpointId: done.endpointId,
+    eventType: done.eventType,
+    eventCreatedAt: done.eventCreatedAt,
+    state: 'pending',
+    attemptCount: done.attemptCount,
+    nextAttemptAt: now,
+    leaseOwner: '',
+    leaseUntil: new Date(0),
+    lastError: '',
+    updatedAt: now,
+    expiresAt: done.expiresAt,
+  };
+  await insertIgnoringDuplicates(models.deliveries, [doc]);
+  // Inserted concurrently by another call (or a retry already made it a document): that one stands.
+  return (await models.deliveries.findById(id).lean<DeliveryDoc>()) ?? doc;
 }
 
 export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliveryV1.DeliveryServiceServer> {
@@ -151,9 +176,12 @@ export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliver
             { new: true },
           )
           .lean<DeliveryDoc>()) ?? (await models.deliveries.findOne({ _id: id, workspaceId: req.workspaceId }).lean<DeliveryDoc>());
-      if (!updated) throw notFound(`no delivery of event ${req.eventId} to endpoint ${req.endpointId} in workspace ${req.workspaceId}`);
+      // Deliveries that succeeded at their first attempt live in `delivered`: sending one again
+      // makes it a document in `deliveries`, due now.
+      const again = updated ?? (await redeliver(models, id, req.workspaceId, now));
+      if (!again) throw notFound(`no delivery of event ${req.eventId} to endpoint ${req.endpointId} in workspace ${req.workspaceId}`);
       deps.kick();
-      return { delivery: toDelivery(updated) };
+      return { delivery: toDelivery(again) };
     },
 
     async recoverEndpoint(req) {

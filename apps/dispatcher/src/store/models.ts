@@ -1,5 +1,9 @@
 // The dispatcher's collections: events (payload stored once per event), deliveries (one event
-// to one endpoint: state, next attempt, lease) and attempts (the log). Expiry is a field plus a
+// to one endpoint that needs the database: retries, work spilled from memory, failures, with
+// state, next attempt and lease), delivered (first-attempt successes, written once and never
+// updated) and attempts (the log). A delivery that succeeds at its first attempt never touches
+// `deliveries`: it stays small, which matters where updates and filters scan the collection
+// (FerretDB), and the common case costs two grouped inserts. Expiry is a field plus a
 // sweeper so the same code runs on MongoDB and FerretDB (no TTL indexes there).
 import { Schema, type Connection, type Model } from 'mongoose';
 
@@ -33,6 +37,26 @@ export interface DeliveryDoc {
   expiresAt: Date;
   /** W3C traceparent of the intake that created it (only with tracing on): retries link to that trace. */
   traceparent?: string;
+  /**
+   * Written for a Kafka record seen again (a rebalance or crash before its offset was committed):
+   * the replica that had it may have delivered it already, so before attempting, the scheduler
+   * looks for it in `delivered`.
+   */
+  verify?: boolean;
+}
+
+/** A delivery that succeeded at its first attempt. */
+export interface DeliveredDoc {
+  /** `${eventId}|${endpointId}`, as in deliveries. */
+  _id: string;
+  eventId: string;
+  workspaceId: string;
+  endpointId: string;
+  eventType: string;
+  eventCreatedAt: Date;
+  attemptCount: number;
+  deliveredAt: Date;
+  expiresAt: Date;
 }
 
 export interface AttemptDoc {
@@ -72,6 +96,7 @@ export interface EndpointHealthDoc {
 export interface DispatcherModels {
   events: Model<EventDoc>;
   deliveries: Model<DeliveryDoc>;
+  delivered: Model<DeliveredDoc>;
   attempts: Model<AttemptDoc>;
   health: Model<EndpointHealthDoc>;
 }
@@ -102,12 +127,19 @@ export function dispatcherModels(db: Connection): DispatcherModels {
       updatedAt: Date,
       expiresAt: Date,
       traceparent: String,
+      verify: Boolean,
     },
     opts('deliveries'),
   );
   deliveries.index({ state: 1, nextAttemptAt: 1 });
   deliveries.index({ workspaceId: 1, endpointId: 1, state: 1, eventCreatedAt: 1 });
   deliveries.index({ expiresAt: 1 });
+
+  const delivered = new Schema<DeliveredDoc>(
+    { _id: String, eventId: String, workspaceId: String, endpointId: String, eventType: String, eventCreatedAt: Date, attemptCount: Number, deliveredAt: Date, expiresAt: Date },
+    opts('delivered'),
+  );
+  delivered.index({ expiresAt: 1 });
 
   const attempts = new Schema<AttemptDoc>(
     {
@@ -144,6 +176,7 @@ export function dispatcherModels(db: Connection): DispatcherModels {
   return {
     events: db.model<EventDoc>('Event', events),
     deliveries: db.model<DeliveryDoc>('Delivery', deliveries),
+    delivered: db.model<DeliveredDoc>('Delivered', delivered),
     attempts: db.model<AttemptDoc>('Attempt', attempts),
     health: db.model<EndpointHealthDoc>('EndpointHealth', health),
   };

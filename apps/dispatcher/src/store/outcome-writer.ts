@@ -1,11 +1,24 @@
 // Records attempt outcomes in groups. Per delivery the pipeline writes an attempt, the delivery's
-// new state and (on success) the endpoint's health. One write each costs ~2 ms on FerretDB, which
-// serialises writes (~540 single writes/s on our 2-core machines, ~25,000 documents/s as
-// insertMany): three writes per delivery would cap a dispatcher near 180 deliveries/s. Outcomes
-// that complete together are written together instead: one insertMany of attempts, one
-// updateMany for the successes, one upsert per endpoint for health. record() resolves only after
-// its group is durable, so callers keep their at-least-once ordering.
-import type { DispatcherModels, AttemptDoc } from './models';
+// new state and (on success) the endpoint's health. FerretDB serialises writes, and its updates
+// scan the collection (~50 ms each at 20,000 documents) while inserts are cheap (~25,000
+// documents/s as insertMany). So outcomes that complete together are written together, and as
+// inserts wherever possible: a delivery that exists only in memory (its first attempt, straight
+// from Kafka) inserts its final state — into `delivered` on success, into `deliveries` when it
+// must be retried or failed — and only deliveries already in the database are updated. Endpoint
+// health is written when it changes, and at most every HEALTH_REFRESH_MS while it does not.
+// record() resolves only after its group is durable, so callers keep their at-least-once ordering.
+import type { AttemptDoc, DeliveredDoc, DeliveryDoc, DispatcherModels } from './models';
+import { insertIgnoringDuplicates } from './insert';
+
+/** Where a delivery held in memory stands in the database. Read and written only inside the writer's sequence. */
+export interface DeliveryTrack {
+  /** A document for it exists in `deliveries` (spilled, or taken by the scheduler): outcomes update it. */
+  recorded: boolean;
+  /** Its outcome, or the document spilled for it, is durable. */
+  done: boolean;
+}
+
+const HEALTH_REFRESH_MS = 30_000;
 
 export interface DeliveryOutcome {
   deliveryId: string;
@@ -16,6 +29,8 @@ export interface DeliveryOutcome {
   set: { state: 'pending' | 'succeeded' | 'failed'; nextAttemptAt: Date | null; lastError: string; attemptCount: number };
   /** Endpoint health to mark succeeded ("workspace|endpoint"), for successes. */
   healthyEndpoint?: { id: string; workspaceId: string; endpointId: string };
+  /** A delivery held in memory: its document (inserted with the outcome unless it has been recorded since) and its track. */
+  fresh?: { doc: DeliveryDoc; track: DeliveryTrack };
 }
 
 interface Pending {
@@ -28,6 +43,8 @@ export class OutcomeWriter {
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  /** Endpoints whose health this writer marked healthy, until when that is trusted. */
+  private readonly healthyUntil = new Map<string, number>();
 
   constructor(
     private readonly models: DispatcherModels,
@@ -71,6 +88,11 @@ export class OutcomeWriter {
     return run;
   }
 
+  /** A failure was recorded for this endpoint: its next success writes health again. */
+  forgetHealthy(id: string): void {
+    this.healthyUntil.delete(id);
+  }
+
   private async flush(): Promise<void> {
     const group = this.queue.splice(0, this.maxGroup);
     if (this.queue.length > 0) this.kick(0);
@@ -86,24 +108,39 @@ export class OutcomeWriter {
   private async write(outcomes: DeliveryOutcome[]): Promise<void> {
     const now = new Date(this.now());
     const attempts = outcomes.flatMap((o) => (o.attempt ? [o.attempt] : []));
-    if (attempts.length > 0) await this.models.attempts.insertMany(attempts, { ordered: false, lean: true });
+    // Ignoring duplicates makes the whole group safe to write again after a transient error.
+    await insertIgnoringDuplicates(this.models.attempts, attempts);
 
-    // Successes differ only in attemptCount, which each wrote as previous + 1: $inc does the same.
     const cleared = { leaseOwner: '', leaseUntil: new Date(0), updatedAt: now };
+    const delivered: DeliveredDoc[] = [];
+    const inserted: DeliveryDoc[] = [];
     const succeeded: string[] = [];
     const others: DeliveryOutcome[] = [];
     for (const o of outcomes) {
-      if (o.set.state === 'succeeded' && o.attempt) succeeded.push(o.deliveryId);
-      else others.push(o);
+      const fresh = o.fresh && !o.fresh.track.recorded ? o.fresh.doc : undefined;
+      if (fresh && o.set.state === 'succeeded') {
+        delivered.push({ _id: fresh._id, eventId: fresh.eventId, workspaceId: fresh.workspaceId, endpointId: fresh.endpointId, eventType: fresh.eventType, eventCreatedAt: fresh.eventCreatedAt, attemptCount: o.set.attemptCount, deliveredAt: now, expiresAt: fresh.expiresAt });
+      } else if (fresh) {
+        inserted.push({ ...fresh, ...o.set, ...cleared });
+      } else if (o.set.state === 'succeeded' && o.attempt) {
+        succeeded.push(o.deliveryId);
+      } else {
+        others.push(o);
+      }
     }
+    // Already there means another replica met the same Kafka record again (a rebalance or a
+    // crash) and wrote it first; its document stands.
+    await insertIgnoringDuplicates(this.models.delivered, delivered);
+    await insertIgnoringDuplicates(this.models.deliveries, inserted);
     // One write after another: FerretDB serialises writes anyway, and concurrent ones only
     // collide (SQLITE_BUSY).
     if (succeeded.length > 0) {
+      // Successes differ only in attemptCount, which each wrote as previous + 1: $inc does the same.
       // A success is final whoever holds the lease now: it is written over any pending state,
       // and clears the lease so a replica that took the delivery over cannot undo it.
       await this.models.deliveries.updateMany(
         { _id: { $in: succeeded }, state: 'pending' },
-        { $set: { state: 'succeeded', nextAttemptAt: null, lastError: '', ...cleared }, $inc: { attemptCount: 1 } },
+        { $set: { state: 'succeeded', nextAttemptAt: null, lastError: '', verify: false, ...cleared }, $inc: { attemptCount: 1 } },
       );
     }
     for (const o of others) {
@@ -111,9 +148,12 @@ export class OutcomeWriter {
       // the record to the new owner.
       await this.models.deliveries.updateOne({ _id: o.deliveryId, leaseOwner: o.owner }, { $set: { ...o.set, ...cleared } });
     }
+    for (const o of outcomes) if (o.fresh) o.fresh.track.done = true;
     const healthy = new Map(outcomes.flatMap((o) => (o.healthyEndpoint ? [[o.healthyEndpoint.id, o.healthyEndpoint] as const] : [])));
     for (const h of healthy.values()) {
+      if ((this.healthyUntil.get(h.id) ?? 0) > now.getTime()) continue;
       await this.models.health.updateOne({ _id: h.id }, { $set: { workspaceId: h.workspaceId, endpointId: h.endpointId, lastSuccessAt: now, failingSince: null } }, { upsert: true });
+      this.healthyUntil.set(h.id, now.getTime() + HEALTH_REFRESH_MS);
     }
   }
 }

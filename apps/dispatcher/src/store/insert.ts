@@ -1,0 +1,19 @@
+// insertMany that treats "already there" as success.
+const DUPLICATE_KEY = 11000;
+
+/** Inserts what is not there yet; returns the ids this call inserted. Other write errors are thrown. */
+export async function insertIgnoringDuplicates<T extends { _id: string }>(model: { insertMany(docs: T[], opts: object): Promise<unknown> }, docs: T[]): Promise<Set<string>> {
+  const ids = new Set(docs.map((d) => d._id));
+  if (docs.length === 0) return ids;
+  try {
+    await model.insertMany(docs, { ordered: false, lean: true });
+  } catch (err) {
+    const writeErrors = (err as { writeErrors?: { code?: number; err?: { code?: number; index?: number }; index?: number }[] }).writeErrors;
+    if (!writeErrors || writeErrors.some((w) => (w.code ?? w.err?.code) !== DUPLICATE_KEY)) throw err;
+    for (const w of writeErrors) {
+      const i = w.index ?? w.err?.index;
+      if (i !== undefined) ids.delete(docs[i]!._id);
+    }
+  }
+  return ids;
+}
