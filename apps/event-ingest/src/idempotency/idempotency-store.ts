@@ -8,7 +8,9 @@
 // serialised: measured at 20,000 keys, updateMany {_id: {$in: 50 ids}} took ~3.5 s while
 // insertMany of 100 took ~3 ms, so marking keys published with an update capped keyed ingest near
 // 150 events/s. Updates remain only on rare paths: taking over an expired or abandoned claim, and
-// releasing the claims of a publish that failed.
+// releasing the claims of a publish that failed. Concurrent calls share their inserts too
+// (GroupedInserts): FerretDB serialises writes, so 32 single keyed PublishEvent calls writing two
+// one-document inserts each were capped by the round trips, not by the documents.
 import { Schema, type Connection, type Model, type mongo } from 'mongoose';
 import type { Logger } from '@hookline/service-kit';
 
@@ -74,6 +76,8 @@ export class MongoIdempotencyStore implements IdempotencyStore {
   /** The driver's collections, for the bulk inserts and sweeps (no per-document mongoose casting). */
   private readonly keys: mongo.Collection<KeyDoc>;
   private readonly markers: mongo.Collection<PublishedDoc>;
+  private readonly keyInserts: GroupedInserts<KeyDoc>;
+  private readonly markerInserts: GroupedInserts<PublishedDoc>;
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -92,6 +96,8 @@ export class MongoIdempotencyStore implements IdempotencyStore {
     this.published = db.model<PublishedDoc>('IdempotencyPublished', publishedSchema);
     this.keys = this.model.collection as unknown as mongo.Collection<KeyDoc>;
     this.markers = this.published.collection as unknown as mongo.Collection<PublishedDoc>;
+    this.keyInserts = new GroupedInserts(this.keys);
+    this.markerInserts = new GroupedInserts(this.markers);
   }
 
   async init(): Promise<void> {
@@ -125,16 +131,9 @@ export class MongoIdempotencyStore implements IdempotencyStore {
       state: 'pending',
       claimedUntil: new Date(now.getTime() + CLAIM_MS),
     }));
-    // Unordered: every key that is free gets inserted, each taken one is reported by its index.
-    let taken: number[] = [];
-    try {
-      await this.keys.insertMany(docs, { ordered: false });
-    } catch (err) {
-      taken = duplicateIndexes(err);
-    }
-    const results: ClaimResult[] = requests.map((r) => ({ kind: 'claimed', eventId: r.eventId, createdAt: r.createdAt }));
-    await Promise.all(taken.map(async (i) => (results[i] = await this.existing(requests[i]!, now))));
-    return results;
+    // Every key that is free gets inserted; each taken one is looked at.
+    const inserted = await this.keyInserts.insert(docs);
+    return Promise.all(requests.map((r, i) => (inserted[i] ? { kind: 'claimed', eventId: r.eventId, createdAt: r.createdAt } : this.existing(r, now))));
   }
 
   /** The key is already claimed: decide between duplicate, in-progress and taking it over. */
@@ -167,15 +166,8 @@ export class MongoIdempotencyStore implements IdempotencyStore {
     if (claims.length === 0) return;
     // Kept a little longer than the claim they belong to (its window started at the claim).
     const expiresAt = new Date(Date.now() + this.windowMs);
-    try {
-      await this.markers.insertMany(
-        claims.map((c) => ({ _id: c.eventId, key: docId(c.workspaceId, c.key), expiresAt })),
-        { ordered: false },
-      );
-    } catch (err) {
-      // Already marked: a takeover re-published the same event id. Anything else is a failure.
-      duplicateIndexes(err);
-    }
+    // A marker already there is fine: a takeover re-published the same event id.
+    await this.markerInserts.insert(claims.map((c) => ({ _id: c.eventId, key: docId(c.workspaceId, c.key), expiresAt })));
   }
 
   async release(workspaceId: string, keys: string[]): Promise<void> {
@@ -186,6 +178,65 @@ export class MongoIdempotencyStore implements IdempotencyStore {
     await this.model.updateMany({ _id: { $in: keys.map((k) => docId(workspaceId, k)) }, state: 'pending' }, { $set: { claimedUntil: new Date(0) } });
   }
 }
+
+/**
+ * Unordered insertMany shared by concurrent callers: one in flight per collection; documents
+ * queued meanwhile go together in the next one (up to MAX_GROUP_DOCS). Each caller learns, per
+ * document, whether it was inserted or its _id was taken. Any other failure fails every caller of
+ * that insertMany (nothing can be concluded per document then).
+ */
+class GroupedInserts<T extends { _id: string }> {
+  private readonly queue: { docs: T[]; resolve(inserted: boolean[]): void; reject(err: unknown): void }[] = [];
+  private running = false;
+
+  constructor(private readonly collection: mongo.Collection<T>) {}
+
+  insert(docs: T[]): Promise<boolean[]> {
+    if (docs.length === 0) return Promise.resolve([]);
+    const done = new Promise<boolean[]>((resolve, reject) => this.queue.push({ docs, resolve, reject }));
+    void this.pump();
+    return done;
+  }
+
+  private async pump(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = [this.queue.shift()!];
+        let count = group[0]!.docs.length;
+        while (this.queue.length > 0 && count + this.queue[0]!.docs.length <= MAX_GROUP_DOCS) {
+          count += this.queue[0]!.docs.length;
+          group.push(this.queue.shift()!);
+        }
+        const docs = group.length === 1 ? group[0]!.docs : group.flatMap((g) => g.docs);
+        let taken: Set<number>;
+        try {
+          await this.collection.insertMany(docs as unknown as mongo.OptionalUnlessRequiredId<T>[], { ordered: false });
+          taken = new Set();
+        } catch (err) {
+          try {
+            taken = new Set(duplicateIndexes(err));
+          } catch {
+            for (const g of group) g.reject(err);
+            continue;
+          }
+        }
+        let offset = 0;
+        for (const g of group) {
+          const start = offset;
+          g.resolve(g.docs.map((_, i) => !taken.has(start + i)));
+          offset += g.docs.length;
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
+/** Documents per shared insertMany; a single caller's larger batch (≤ 1,000) still goes whole. */
+const MAX_GROUP_DOCS = 1_000;
 
 /**
  * The indexes an unordered insertMany refused because the _id exists. Rethrows `err` when it is
