@@ -2,6 +2,7 @@
 // registry's catalog, size limit, batches, idempotency (sequential and racing), and the exact
 // record that lands on the events topic.
 import { status } from '@grpc/grpc-js';
+import mongoose from 'mongoose';
 import { eventsV1 } from '@hookline/proto';
 import { eventually, rpc, uniquePrefix } from '@hookline/testing';
 import { deleteTopics, fieldViolations, json, rpcError, startHarness, testKafka, TopicRecorder, type Harness } from './harness';
@@ -236,6 +237,28 @@ describe('EventIngestService (gRPC)', () => {
     expect(new Set(results.map((r) => r.eventId)).size).toBe(1);
     const published = await settledRecords(w);
     expect(published.map((x) => x.eventId)).toEqual([results[0]!.eventId]);
+  });
+
+  it('takes over a claim abandoned by a crash (pending, no ack, lapsed) under the SAME event id, once', async () => {
+    const w = ws();
+    // What a process that died between claiming the key and the broker's ack leaves behind.
+    const conn = await mongoose.createConnection(h.infra.mongoUri, { serverSelectionTimeoutMS: 5_000 }).asPromise();
+    const crashedId = 'evt_0000000000007000800000000000dead';
+    try {
+      const past = new Date(Date.now() - 60_000);
+      await conn
+        .useDb(`${prefix}_ingest`)
+        .collection<{ _id: string; [field: string]: unknown }>('idempotency_keys')
+        .insertOne({ _id: `${w}\u0000crash-key`, eventId: crashedId, createdAt: past, expiresAt: new Date(Date.now() + 3_600_000), state: 'pending', claimedUntil: past });
+    } finally {
+      await conn.close();
+    }
+    const e = { workspaceId: w, eventType: 'invoice.paid', payload: json({ invoice_id: 'crash', amount: 7 }), idempotencyKey: 'crash-key' };
+    const retried = await publish(e);
+    expect(retried).toMatchObject({ eventId: crashedId, duplicate: false });
+    const again = await Promise.all([publish(e), publish(e)]);
+    expect(again).toEqual([{ ...retried, duplicate: true }, { ...retried, duplicate: true }]);
+    expect((await settledRecords(w)).map((x) => x.eventId)).toEqual([crashedId]);
   });
 
   it('ValidateEvent makes the same checks and publishes nothing', async () => {
