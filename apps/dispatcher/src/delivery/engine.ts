@@ -236,7 +236,10 @@ export class DeliveryEngine {
       const stored = await insertIgnoringDuplicates(this.models.events, eventDocs);
       const all = [...jobsByOffset.values()].flat();
       fresh = all.filter((j) => stored.has(j.event.id));
-      const again = all.filter((j) => !stored.has(j.event.id) && !this.held.has(j.delivery._id));
+      // Also for deliveries this replica still holds from an earlier read of the record (a
+      // partition lost and won back): the new registration may be committed before that job
+      // settles, so the database must have the delivery.
+      const again = all.filter((j) => !stored.has(j.event.id));
       if (again.length > 0) {
         const at = new Date(now + this.redeliveryGraceMs);
         await insertIgnoringDuplicates(
