@@ -53,6 +53,13 @@ const UNAVAILABLE_ERROR_NAMES = new Set([
   'MongoServerSelectionError',
   'MongoNotConnectedError',
   'MongoTopologyClosedError',
+  // The pool was cleared (the server went away or restarted): these extend MongoNetworkError but carry their own names.
+  'MongoPoolClearedError',
+  'PoolClearedOnNetworkError',
+  'MongoPoolClosedError',
+  'MongoWaitQueueTimeoutError',
+  'MongoServerClosedError',
+  'MongoOperationTimeoutError',
   'KafkaJSConnectionError',
   'KafkaJSConnectionClosedError',
   'KafkaJSNumberOfRetriesExceeded',
@@ -67,6 +74,11 @@ export function isDependencyUnavailable(err: unknown): boolean {
     if (UNAVAILABLE_ERROR_NAMES.has(e.name)) return true;
     if (e.name === 'MongooseServerSelectionError') return true;
     if ('code' in e && (e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET')) return true;
+    // Labels the driver puts on errors worth retrying once the server is back.
+    const labels = (e as { errorLabels?: unknown }).errorLabels;
+    if (Array.isArray(labels) && labels.some((l) => l === 'RetryableWriteError' || l === 'ResetPool' || l === 'TransientTransactionError')) return true;
+    // FerretDB (SQLite backend) under write contention or while it starts.
+    if (/SQLITE_BUSY|database is locked/i.test(e.message)) return true;
   }
   return false;
 }
