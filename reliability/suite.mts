@@ -424,7 +424,12 @@ async function finish(ctx: Ctx, t0: number, report: Pick<PublishReport, 'publish
   let failed = 0;
   try {
     const ws = ctx.workspaces.map((w) => w.id);
-    stuck = await bounded(deliveries.countDocuments({ workspaceId: { $in: ws }, state: 'pending', nextAttemptAt: { $lt: new Date(Date.now() - 10_000) } }));
+    const stuckDocs = await bounded(deliveries.find({ workspaceId: { $in: ws }, state: 'pending', nextAttemptAt: { $lt: new Date(Date.now() - 10_000) } }).toArray());
+    stuck = stuckDocs.length;
+    for (const d of stuckDocs.slice(0, 5)) {
+      const { _id, attemptCount, nextAttemptAt, leaseOwner, leaseUntil, verify, lastError, updatedAt } = d as Record<string, unknown>;
+      ctx.notes.push(`  stuck: ${JSON.stringify({ _id, attemptCount, nextAttemptAt, leaseOwner, leaseUntil, verify, lastError, updatedAt, now: new Date() })}`);
+    }
     failed = await bounded(deliveries.countDocuments({ workspaceId: { $in: ws }, state: 'failed' }));
     const pendingLeft = await bounded(deliveries.countDocuments({ workspaceId: { $in: ws }, state: 'pending' }));
     if (pendingLeft > 0) ctx.notes.push(`${pendingLeft} deliveries still pending after settling`);
@@ -648,6 +653,11 @@ if (allProblems.length > 0) {
   exitCode = 1;
 } else console.log('\nno problems: every acknowledged event was delivered, nothing stuck, every service SERVING');
 if (lost > 0) console.log(`LOSS: ${lost} acknowledged deliveries missing`);
+// One closing line per run, read by `npm test` (which runs a subset in CI): a scenario passes when
+// it reported a row and no problem; problems of the whole run (bad signatures) fail every scenario.
+const runWide = allProblems.filter((p) => !p.startsWith('['));
+const passedScenarios = selected.filter((n) => rows.some((r) => r.scenario === n) && runWide.length === 0 && !allProblems.some((p) => p.startsWith(`[${n}]`)));
+console.log(`fault scenarios: ${passedScenarios.length} passed, ${selected.length - passedScenarios.length} failed`);
 writeFileSync(
   path.join(STATE_DIR, 'results.json'),
   JSON.stringify({ mode: QUICK ? 'quick' : 'full', at: new Date().toISOString(), seconds: Math.round((Date.now() - suiteStart) / 1000), rows, problems: allProblems, malformed: extraReports }, null, 2),

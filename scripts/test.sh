@@ -3,7 +3,8 @@
 #   contracts (buf lint, breaking check against main, generated code up to date)
 #   → build and typecheck → module boundaries → Kafka + FerretDB (started here unless
 #   KAFKA_BROKERS/MONGODB_URI point elsewhere; stopped after if this started them)
-#   → jest: unit, integration, e2e → Helm chart checks.
+#   → jest: unit, integration, e2e → Helm chart checks → fault injection (a bounded subset of
+#   `npm run test:faults`, on its own private Kafka and FerretDB; FAULTS_CI_SCENARIOS to choose).
 # Extra arguments go to jest (e.g. `npm test -- --selectProjects unit`).
 source "$(dirname "$0")/lib.sh"
 ensure_deps
@@ -42,6 +43,14 @@ if [[ $# -eq 0 ]]; then
   [[ -n "$helm_passed" ]] || { helm_passed=0; helm_failed=1; status=1; }
 fi
 
-# One closing line for everything that ran (jest tests + chart checks).
-echo "tests: $((jest_passed + helm_passed)) passed, $((jest_failed + helm_failed)) failed"
+faults_passed=0 faults_failed=0
+if [[ $# -eq 0 && "${FAULTS_CI_SCENARIOS:-}" != none ]]; then
+  step "fault injection: ${FAULTS_CI_SCENARIOS:=sigkill,sigterm,kafka,receiver,malformed} (quick; the full run is npm run test:faults)"
+  bash reliability/run.sh --quick --only="$FAULTS_CI_SCENARIOS" 2>&1 | tee .local/faults-test.log || status=1
+  read -r faults_passed faults_failed < <(sed -nE 's/^fault scenarios: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' .local/faults-test.log | tail -n1) || true
+  [[ -n "$faults_passed" ]] || { faults_passed=0; faults_failed=1; status=1; }
+fi
+
+# One closing line for everything that ran (jest tests + chart checks + fault scenarios).
+echo "tests: $((jest_passed + helm_passed + faults_passed)) passed, $((jest_failed + helm_failed + faults_failed)) failed"
 exit "$status"
