@@ -12,6 +12,9 @@ describe('isDependencyUnavailable', () => {
     expect(isDependencyUnavailable(new Error('wrapped', { cause: named('MongoPoolClearedError') }))).toBe(true);
     expect(isDependencyUnavailable(named('MongoServerError', { errorLabels: ['RetryableWriteError'] }))).toBe(true);
     expect(isDependencyUnavailable(new Error('SQLite error: database is locked (SQLITE_BUSY)'))).toBe(true);
+    // insertMany while the server is down: MongoBulkWriteError with the selection error in errorResponse.
+    expect(isDependencyUnavailable(named('MongoBulkWriteError', { errorResponse: named('MongoServerSelectionError') }))).toBe(true);
+    expect(isDependencyUnavailable(named('MongoBulkWriteError', { errorResponse: { code: 11000 } }))).toBe(false);
   });
 
   it('bugs and bad input are not outages', () => {

@@ -70,7 +70,9 @@ const UNAVAILABLE_ERROR_NAMES = new Set([
 ]);
 
 export function isDependencyUnavailable(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+  // A bulk write (insertMany) wraps the driver's error in `errorResponse`, others in `cause`.
+  const inner = (e: Error): unknown => e.cause ?? (e as { errorResponse?: unknown }).errorResponse;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = inner(e), depth++) {
     if (UNAVAILABLE_ERROR_NAMES.has(e.name)) return true;
     if (e.name === 'MongooseServerSelectionError') return true;
     if ('code' in e && (e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET')) return true;
