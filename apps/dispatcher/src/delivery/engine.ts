@@ -359,8 +359,18 @@ export class DeliveryEngine {
     this.unwritten = [];
     await this.spill(unwritten, { leased: false, at: new Date() });
     const cutoff = Date.now() - this.spillAfterMs;
-    const aged = [...this.held.values()].filter((j) => j.intakeAt <= cutoff && !durable(j));
-    await this.spill(aged, { leased: true, at: new Date() });
+    // Still waiting to start: its endpoint is slower than its traffic. Out of memory and into the
+    // database, for any replica's scheduler as the endpoint has room (the global queue is not
+    // left full of one endpoint's backlog, which would stall intake for all).
+    const waiting = this.queue.removeQueued((j) => j.intakeAt <= cutoff && !durable(j));
+    for (const j of waiting) {
+      this.held.delete(j.delivery._id);
+      this.spilled.add(j.endpointKey);
+    }
+    await this.spill(waiting, { leased: false, at: new Date() });
+    // Running (a slow answer): written as leased to this replica, whose attempt is recorded on it.
+    const running = [...this.held.values()].filter((j) => j.intakeAt <= cutoff && !durable(j));
+    await this.spill(running, { leased: true, at: new Date() });
   }
 
   /** Gives leases back so any replica's scheduler may take the deliveries from `at`. */

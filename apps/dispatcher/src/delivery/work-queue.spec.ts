@@ -127,4 +127,40 @@ describe('WorkQueue', () => {
     expect(idle).toBe(true);
     expect(g.started.map((i) => i.n)).toEqual([0]);
   });
+
+  it('a fast endpoint may queue half a second of its recent completions; a stalled one only the fixed cap', async () => {
+    let now = 10_000;
+    const g = gate();
+    const q = new WorkQueue<Item>({ maxInFlight: 10, maxPerEndpoint: 2, maxQueued: 1_000, maxQueuedPerEndpoint: 5 }, g.run, () => now);
+    let n = 0;
+    // 40 completions within one second.
+    for (let i = 0; i < 40; i++) {
+      q.push({ endpointKey: 'fast', n: n++ });
+      await tick();
+      await g.finish(n - 1);
+    }
+    expect(q.capFor('fast')).toBe(20);
+    let accepted = 0;
+    while (q.push({ endpointKey: 'fast', n: n++ })) accepted++;
+    // 2 start at once (per-endpoint limit), 20 wait.
+    expect(accepted).toBe(22);
+    expect(q.roomFor('fast')).toBe(0);
+    // A second later with nothing finished, the cap is the fixed one again.
+    now += 1_100;
+    expect(q.capFor('fast')).toBe(5);
+    expect(q.saturated()).toEqual(['fast']);
+  });
+
+  it('removeQueued takes out waiting items that match, never running ones', async () => {
+    const g = gate();
+    const q = new WorkQueue<Item>(limits, g.run);
+    for (let n = 0; n < 6; n++) q.push({ endpointKey: n % 2 ? 'a' : 'b', n });
+    await tick();
+    const running = g.started.map((i) => i.n);
+    const removed = q.removeQueued((i) => i.n >= 2);
+    expect(removed.map((i) => i.n).sort()).toEqual([0, 1, 2, 3, 4, 5].filter((n) => n >= 2 && !running.includes(n)));
+    expect(q.size).toEqual({ inFlight: running.length, queued: 6 - running.length - removed.length });
+    for (const n of running) await g.finish(n);
+    expect(g.started.every((i) => !removed.includes(i))).toBe(true);
+  });
 });

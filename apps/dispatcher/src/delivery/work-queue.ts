@@ -3,9 +3,12 @@
 // endpoints on the same partition keep flowing (no head-of-line blocking).
 //
 // Memory is bounded twice: `maxQueued` over all endpoints (producers wait: backpressure on the
-// Kafka consumer) and `maxQueuedPerEndpoint` for any one endpoint (push refuses; the caller
-// leaves the delivery in the database for the scheduler). The second bound is what keeps a
-// hanging endpoint with a backlog from filling the global queue and stalling intake for all.
+// Kafka consumer) and a per-endpoint cap (push refuses; the caller leaves the delivery in the
+// database for the scheduler). The second bound is what keeps a hanging endpoint with a backlog
+// from filling the global queue and stalling intake for all. The per-endpoint cap is
+// `maxQueuedPerEndpoint`, or half a second of what the endpoint completed in the last second if
+// that is more: a fast endpoint taking a burst keeps its deliveries in memory (the consumer
+// waits instead), a slow or hanging one has its overflow written to the database.
 export interface WorkItem {
   endpointKey: string;
 }
@@ -17,8 +20,37 @@ export interface WorkQueueLimits {
   maxPerEndpoint: number;
   /** Above this many queued items, waitForRoom() waits (backpressure). */
   maxQueued: number;
-  /** push() refuses once one endpoint has this many items waiting. */
+  /** push() refuses once one endpoint has this many items waiting (or half a second of its recent completions, if more). */
   maxQueuedPerEndpoint: number;
+}
+
+/** Completions per endpoint over the last second, in ten 100 ms buckets. */
+class Throughput {
+  private readonly buckets = new Map<string, { at: number; counts: number[] }>();
+  constructor(private readonly now: () => number) {}
+
+  done(key: string): void {
+    const slot = Math.floor(this.now() / 100);
+    let b = this.buckets.get(key);
+    if (!b) this.buckets.set(key, (b = { at: slot, counts: new Array<number>(10).fill(0) }));
+    this.roll(b, slot);
+    b.counts[slot % 10]!++;
+  }
+
+  /** Completions in the last second. */
+  perSecond(key: string): number {
+    const b = this.buckets.get(key);
+    if (!b) return 0;
+    this.roll(b, Math.floor(this.now() / 100));
+    const n = b.counts.reduce((a, c) => a + c, 0);
+    if (n === 0) this.buckets.delete(key);
+    return n;
+  }
+
+  private roll(b: { at: number; counts: number[] }, slot: number): void {
+    for (let s = Math.max(b.at + 1, slot - 9); s <= slot; s++) b.counts[s % 10] = 0;
+    b.at = Math.max(b.at, slot);
+  }
 }
 
 export class WorkQueue<T extends WorkItem> {
@@ -32,10 +64,20 @@ export class WorkQueue<T extends WorkItem> {
   private idleWaiters: (() => void)[] = [];
   private roomWaiters: (() => void)[] = [];
 
+  private readonly throughput: Throughput;
+
   constructor(
     private readonly limits: WorkQueueLimits,
     private readonly run: (item: T) => Promise<void>,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.throughput = new Throughput(now);
+  }
+
+  /** Items one endpoint may have waiting: the configured cap, or half a second of its recent completions. */
+  capFor(key: string): number {
+    return Math.max(this.limits.maxQueuedPerEndpoint, Math.min(Math.floor(this.throughput.perSecond(key) / 2), this.limits.maxQueued));
+  }
 
   get size(): { inFlight: number; queued: number } {
     return { inFlight: this.inFlight, queued: this.queued };
@@ -49,7 +91,7 @@ export class WorkQueue<T extends WorkItem> {
   /** Queues an item; false (and nothing queued) when its endpoint already has a full queue. */
   push(item: T): boolean {
     const q = this.queues.get(item.endpointKey);
-    if (q && q.length >= this.limits.maxQueuedPerEndpoint) return false;
+    if (q && q.length >= this.capFor(item.endpointKey)) return false;
     if (q) q.push(item);
     else this.queues.set(item.endpointKey, [item]);
     this.queued++;
@@ -60,13 +102,13 @@ export class WorkQueue<T extends WorkItem> {
 
   /** How many more items one endpoint's queue accepts. */
   roomFor(key: string): number {
-    return this.limits.maxQueuedPerEndpoint - (this.queues.get(key)?.length ?? 0);
+    return this.capFor(key) - (this.queues.get(key)?.length ?? 0);
   }
 
   /** Endpoint keys whose queue is full: work for them should stay in the database for now. */
   saturated(): string[] {
     const out: string[] = [];
-    for (const [key, q] of this.queues) if (q.length >= this.limits.maxQueuedPerEndpoint) out.push(key);
+    for (const [key, q] of this.queues) if (q.length >= this.capFor(key)) out.push(key);
     return out;
   }
 
@@ -93,6 +135,21 @@ export class WorkQueue<T extends WorkItem> {
   /** Resolves when nothing is queued or in flight. */
   async idle(): Promise<void> {
     while (this.inFlight > 0 || this.queued > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+  }
+
+  /** Removes and returns the items not yet started that match (work waiting too long goes back to the database). */
+  removeQueued(match: (item: T) => boolean): T[] {
+    const out: T[] = [];
+    for (const [key, q] of this.queues) {
+      const keep = q.filter((item) => !match(item));
+      if (keep.length === q.length) continue;
+      out.push(...q.filter(match));
+      this.queued -= q.length - keep.length;
+      if (keep.length > 0) this.queues.set(key, keep);
+      else this.queues.delete(key);
+    }
+    this.wake();
+    return out;
   }
 
   /** Removes and returns everything not yet started (graceful shutdown hands it back). */
@@ -130,6 +187,7 @@ export class WorkQueue<T extends WorkItem> {
         .then(() => this.run(item))
         .catch(() => undefined) // run() reports its own failures; the slot must be freed regardless
         .finally(() => {
+          this.throughput.done(key);
           this.inFlight--;
           const n = (this.perEndpoint.get(key) ?? 1) - 1;
           if (n === 0) this.perEndpoint.delete(key);
