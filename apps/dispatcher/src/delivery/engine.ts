@@ -74,6 +74,9 @@ export interface EngineOptions {
   onDependencyError?: (err: unknown) => void;
 }
 
+/** An endpoint whose completions of the last second would drain its overflow within this many seconds is waited for. */
+const FLOWING_DRAIN_S = 0.25;
+
 const durable = (j: Job): boolean => !j.track || j.track.recorded || j.track.done;
 
 export class DeliveryEngine {
@@ -285,23 +288,54 @@ export class DeliveryEngine {
     await this.scan();
   }
 
-  /** Queues jobs; those whose endpoint queue is full go (back) to the database for the scheduler. */
+  /**
+   * Queues jobs. When an endpoint's queue is full: if the endpoint is flowing (its recent
+   * completions would drain the overflow within FLOWING_DRAIN_S) this waits for room, which holds
+   * the Kafka consumer back (backpressure); otherwise (slow, hanging, or still waiting after
+   * spillAfterMs) the overflow goes to the database for the scheduler, so intake goes on for the
+   * other endpoints. Writing a fast endpoint's burst to the database would cost far more than
+   * waiting for it.
+   */
   private async enqueue(jobs: Job[]): Promise<void> {
-    const overflow: Job[] = [];
+    let overflow = this.pushAll(jobs);
+    const toDatabase: Job[] = [];
+    const started = Date.now();
+    const deadline = started + this.spillAfterMs;
+    while (overflow.length > 0 && !this.stopped && Date.now() < deadline) {
+      const key = overflow[0]!.endpointKey;
+      const mine = overflow.filter((j) => j.endpointKey === key);
+      const rate = this.queue.rateOf(key);
+      // No completions yet but requests running (a new or quiet endpoint): give it a moment to show its pace.
+      const unknown = rate === 0 && this.queue.inFlightFor(key) > 0 && Date.now() - started < 250;
+      if (!unknown && !(rate > 0 && mine.length / rate <= FLOWING_DRAIN_S)) {
+        toDatabase.push(...mine);
+        overflow = overflow.filter((j) => j.endpointKey !== key);
+        continue;
+      }
+      await this.queue.waitForEndpointRoom(key, Math.min(deadline - Date.now(), 100));
+      overflow = this.pushAll(overflow);
+    }
+    toDatabase.push(...overflow);
+    if (toDatabase.length === 0) return;
+    for (const j of toDatabase) this.spilled.add(j.endpointKey);
+    await this.handBack(toDatabase, new Date());
+  }
+
+  /** Pushes jobs in order; returns those refused (their endpoint's queue is full, or stopping). */
+  private pushAll(jobs: Job[]): Job[] {
+    const refused: Job[] = [];
     for (const j of jobs) {
       if (this.held.has(j.delivery._id)) {
         j.settle?.();
         continue;
       }
       if (this.stopped || !this.queue.push(j)) {
-        overflow.push(j);
-        this.spilled.add(j.endpointKey);
+        refused.push(j);
         continue;
       }
       this.held.set(j.delivery._id, j);
     }
-    if (overflow.length === 0) return;
-    await this.handBack(overflow, new Date());
+    return refused;
   }
 
   /**
@@ -436,13 +470,12 @@ export class DeliveryEngine {
       if (!full) for (const key of this.spilled) if (!saturated.includes(key) && (roomFor.get(key) ?? 1) > 0) this.spilled.delete(key);
       if (due.length === 0) return 0;
       const leaseUntil = new Date(now.getTime() + this.opts.leaseMs);
-      const mine: DeliveryDoc[] = [];
-      await Promise.all(
-        due.map(async (d) => {
-          const r = await this.models.deliveries.updateOne({ _id: d._id, state: 'pending', leaseUntil: d.leaseUntil }, { $set: { leaseOwner: this.opts.owner, leaseUntil } });
-          if (r.modifiedCount === 1) mine.push({ ...d, leaseOwner: this.opts.owner, leaseUntil });
-        }),
-      );
+      // One conditional update for the page and one read of what it won: FerretDB scans the
+      // collection for every update, so a lease per document would cost a scan each. A document
+      // whose lease another replica took meanwhile keeps that lease (its leaseUntil is new).
+      await this.models.deliveries.updateMany({ _id: { $in: due.map((d) => d._id) }, state: 'pending', leaseUntil: { $lte: now } }, { $set: { leaseOwner: this.opts.owner, leaseUntil } });
+      const won = await this.models.deliveries.find({ _id: { $in: due.map((d) => d._id) }, leaseOwner: this.opts.owner, leaseUntil }).lean<DeliveryDoc[]>();
+      const mine = won.filter((d) => !this.held.has(d._id));
       // Deliveries of records met again: those the first replica delivered are only marked so.
       const toRun: DeliveryDoc[] = [];
       for (const d of mine) {

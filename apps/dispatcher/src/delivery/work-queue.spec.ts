@@ -163,4 +163,19 @@ describe('WorkQueue', () => {
     for (const n of running) await g.finish(n);
     expect(g.started.every((i) => !removed.includes(i))).toBe(true);
   });
+
+  it('waitForEndpointRoom resolves when that endpoint finishes one, or false at its timeout', async () => {
+    const g = gate();
+    const q = new WorkQueue<Item>({ ...limits, maxPerEndpoint: 1, maxQueuedPerEndpoint: 1 }, g.run);
+    q.push({ endpointKey: 'a', n: 0 });
+    await tick();
+    q.push({ endpointKey: 'a', n: 1 });
+    expect(q.roomFor('a')).toBe(0);
+    expect(await q.waitForEndpointRoom('a', 10)).toBe(false);
+    const waiting = q.waitForEndpointRoom('a', 5_000);
+    await g.finish(0);
+    expect(await waiting).toBe(true);
+    expect(q.rateOf('a')).toBe(1);
+    expect(q.rateOf('b')).toBe(0);
+  });
 });

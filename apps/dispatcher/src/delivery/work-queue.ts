@@ -62,6 +62,8 @@ export class WorkQueue<T extends WorkItem> {
   private inFlight = 0;
   private queued = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Waiters for room in one endpoint's queue. */
+  private readonly endpointWaiters = new Map<string, (() => void)[]>();
   private roomWaiters: (() => void)[] = [];
 
   private readonly throughput: Throughput;
@@ -137,6 +139,28 @@ export class WorkQueue<T extends WorkItem> {
     while (this.inFlight > 0 || this.queued > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
+  /** Completions per second of one endpoint, over the last second. */
+  rateOf(key: string): number {
+    return this.throughput.perSecond(key);
+  }
+
+  /** Resolves true once one endpoint's queue has room, or false after `timeoutMs`. */
+  waitForEndpointRoom(key: string, timeoutMs: number): Promise<boolean> {
+    if (this.roomFor(key) > 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const wake = () => {
+        clearTimeout(timer);
+        const list = this.endpointWaiters.get(key)?.filter((w) => w !== wake) ?? [];
+        if (list.length > 0) this.endpointWaiters.set(key, list);
+        else this.endpointWaiters.delete(key);
+        resolve(this.roomFor(key) > 0);
+      };
+      timer = setTimeout(wake, Math.max(timeoutMs, 0));
+      this.endpointWaiters.set(key, [...(this.endpointWaiters.get(key) ?? []), wake]);
+    });
+  }
+
   /** Removes and returns the items not yet started that match (work waiting too long goes back to the database). */
   removeQueued(match: (item: T) => boolean): T[] {
     const out: T[] = [];
@@ -188,6 +212,7 @@ export class WorkQueue<T extends WorkItem> {
         .catch(() => undefined) // run() reports its own failures; the slot must be freed regardless
         .finally(() => {
           this.throughput.done(key);
+          for (const w of this.endpointWaiters.get(key) ?? []) w();
           this.inFlight--;
           const n = (this.perEndpoint.get(key) ?? 1) - 1;
           if (n === 0) this.perEndpoint.delete(key);
