@@ -212,7 +212,6 @@ export class WorkQueue<T extends WorkItem> {
         .catch(() => undefined) // run() reports its own failures; the slot must be freed regardless
         .finally(() => {
           this.throughput.done(key);
-          for (const w of this.endpointWaiters.get(key) ?? []) w();
           this.inFlight--;
           const n = (this.perEndpoint.get(key) ?? 1) - 1;
           if (n === 0) this.perEndpoint.delete(key);
@@ -220,6 +219,8 @@ export class WorkQueue<T extends WorkItem> {
           this.markReady(key);
           this.pump();
           this.wake();
+          // After pump: the next waiting item has moved from the queue to running, which is the room.
+          for (const w of this.endpointWaiters.get(key) ?? []) w();
         });
     }
     this.wake();
