@@ -74,8 +74,10 @@ export interface EngineOptions {
   onDependencyError?: (err: unknown) => void;
 }
 
-/** An endpoint whose completions of the last second would drain its overflow within this many seconds is waited for. */
-const FLOWING_DRAIN_S = 0.25;
+/** An endpoint whose recent completions would drain its overflow within this many seconds is waited for. */
+const FLOWING_DRAIN_S = 1;
+/** Scans kicked by finished work (rather than the timer) are at least this far apart. */
+const KICK_INTERVAL_MS = 250;
 
 const durable = (j: Job): boolean => !j.track || j.track.recorded || j.track.done;
 
@@ -91,12 +93,15 @@ export class DeliveryEngine {
   /** Deliveries from Kafka whose attempt could not be recorded, nor they spilled yet: retried every tick. */
   private unwritten: Job[] = [];
   private lastRenewal = 0;
+  private lastKick = 0;
   /** Endpoints with due deliveries left in the database because their in-memory queue was full. */
   private readonly spilled = new Set<string>();
   private rescan = false;
   private readonly intakes = new Set<Promise<unknown>>();
   private readonly serialize: <T>(write: () => Promise<T>) => Promise<T>;
   private readonly spillAfterMs: number;
+  /** Deliveries held in memory (queued, in flight, or being recorded) above which intake waits. */
+  private readonly maxHeld: number;
   private readonly redeliveryGraceMs: number;
 
   constructor(
@@ -109,6 +114,7 @@ export class DeliveryEngine {
     this.serialize = opts.serialize ?? ((write) => write());
     this.spillAfterMs = opts.spillAfterMs ?? 2_000;
     this.redeliveryGraceMs = opts.redeliveryGraceMs ?? 12_000;
+    this.maxHeld = opts.maxInFlight * 9;
     this.queue = new WorkQueue<Job>(
       {
         maxInFlight: opts.maxInFlight,
@@ -132,8 +138,16 @@ export class DeliveryEngine {
    * Backpressure for the Kafka consumer: true once there is room for more intake, false after
    * `timeoutMs` without room (the caller heartbeats and asks again, or gives up when stopping).
    */
-  waitForRoom(timeoutMs: number): Promise<boolean> {
-    return this.queue.waitForRoom(timeoutMs);
+  async waitForRoom(timeoutMs: number): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    if (!(await this.queue.waitForRoom(timeoutMs))) return false;
+    // Attempts whose outcomes are still being written count too: a database slower than the
+    // endpoints must hold intake back rather than let unwritten outcomes pile up in memory.
+    while (this.held.size >= this.maxHeld) {
+      if (Date.now() >= end) return false;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return true;
   }
 
   /**
@@ -530,10 +544,19 @@ export class DeliveryEngine {
     return claimed;
   }
 
-  private async runJob(job: Job): Promise<void> {
+  /**
+   * Runs a job in the work queue: the queue slot (the endpoint's concurrency) is freed as soon as
+   * the HTTP exchange is over, and the outcome is written after that, so an endpoint's pace is its
+   * own, not the database's. The job stays held (counted by waitForRoom) until it is settled.
+   */
+  private runJob(job: Job): Promise<void> {
+    return new Promise<void>((slotFree) => void this.runToEnd(job, slotFree));
+  }
+
+  private async runToEnd(job: Job, slotFree: () => void): Promise<void> {
     try {
       if (job.abandoned) return;
-      await this.pipeline.run(job.delivery, job.event, job.trace, job.track);
+      await this.pipeline.run(job.delivery, job.event, job.trace, job.track, slotFree);
     } catch (err) {
       // Storage or registry fault. A leased document lapses and the scheduler retries it; a
       // delivery held only in memory is written as pending next tick.
@@ -541,10 +564,15 @@ export class DeliveryEngine {
       this.opts.onDependencyError?.(err);
       if (!durable(job)) this.unwritten.push(job);
     } finally {
+      slotFree();
       this.held.delete(job.delivery._id);
       if (durable(job)) job.settle?.();
-      // Room again for this endpoint's deliveries left in the database: fetch them now, not next tick.
-      if (this.spilled.has(job.endpointKey) && !this.stopped) void this.scan();
+      // Room again for this endpoint's deliveries left in the database: fetch them soon, not next
+      // tick (but not after every delivery: each scan reads the collection).
+      if (this.spilled.has(job.endpointKey) && !this.stopped && Date.now() - this.lastKick >= KICK_INTERVAL_MS) {
+        this.lastKick = Date.now();
+        void this.scan();
+      }
     }
   }
 
@@ -564,7 +592,15 @@ export class DeliveryEngine {
     for (const j of queued) this.held.delete(j.delivery._id);
     await this.handBack(queued, new Date(0));
     let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([this.queue.idle().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(deadline - Date.now(), 0))))]);
+    const finished = await Promise.race([
+      // Attempts running and outcomes being written.
+      (async () => {
+        await this.queue.idle();
+        while (this.held.size > 0) await new Promise((r) => setTimeout(r, 10));
+        return true;
+      })(),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(deadline - Date.now(), 0)))),
+    ]);
     clearTimeout(timer);
     const running = [...this.held.values()];
     if (running.length > 0) await this.handBack(running, new Date(0));

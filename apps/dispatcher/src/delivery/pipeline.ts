@@ -137,7 +137,7 @@ export class DeliveryPipeline {
    * document or, with `track`, held in memory only (then its outcome is inserted unless
    * the track says it has been recorded since). Throws only on storage faults.
    */
-  run(delivery: DeliveryDoc, event: EventData, t: AttemptTrace = {}, track?: DeliveryTrack): Promise<Decision> {
+  run(delivery: DeliveryDoc, event: EventData, t: AttemptTrace = {}, track?: DeliveryTrack, attempted?: () => void): Promise<Decision> {
     // A retry from the scheduler (links, no parent) starts its own trace, linked to the intake's.
     const retry = !t.parent && t.links !== undefined;
     return withSpan(
@@ -147,14 +147,15 @@ export class DeliveryPipeline {
         attributes: { 'hookline.event_id': event.id, 'hookline.event_type': event.type, 'hookline.workspace_id': delivery.workspaceId, 'hookline.endpoint_id': delivery.endpointId, 'hookline.attempt': delivery.attemptCount + 1 },
       },
       async (span) => {
-        const decision = await this.deliver(delivery, event, track ? { doc: delivery, track } : undefined);
+        const decision = await this.deliver(delivery, event, track ? { doc: delivery, track } : undefined, attempted);
         span.setAttribute('hookline.outcome', decision.kind);
         return decision;
       },
     );
   }
 
-  private async deliver(delivery: DeliveryDoc, event: EventData, fresh: DeliveryOutcome['fresh']): Promise<Decision> {
+  /** `attempted` is called once the HTTP exchange is over (the endpoint's slot is free), before the outcome is written. */
+  private async deliver(delivery: DeliveryDoc, event: EventData, fresh: DeliveryOutcome['fresh'], attempted?: () => void): Promise<Decision> {
     const subs = await this.d.subscribers.resolve(delivery.workspaceId, delivery.eventType);
     const sub = subs.find((s) => s.endpointId === delivery.endpointId);
     if (!sub) {
@@ -169,6 +170,7 @@ export class DeliveryPipeline {
     signSpan.end();
     const attemptsMade = delivery.attemptCount + 1;
     const result = await attemptSpan(req, attemptsMade, () => this.d.http.send(req));
+    attempted?.();
     const decision = decide(classify(result, this.now()), attemptsMade, this.d.policy, this.now());
     const status = result.kind === 'response' ? result.status : undefined;
     this.metrics.attempt(decision.kind, status, result.durationMs);

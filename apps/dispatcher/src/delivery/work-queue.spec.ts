@@ -133,12 +133,14 @@ describe('WorkQueue', () => {
     const g = gate();
     const q = new WorkQueue<Item>({ maxInFlight: 10, maxPerEndpoint: 2, maxQueued: 1_000, maxQueuedPerEndpoint: 5 }, g.run, () => now);
     let n = 0;
-    // 40 completions within one second.
+    // 40 completions over one second.
     for (let i = 0; i < 40; i++) {
       q.push({ endpointKey: 'fast', n: n++ });
       await tick();
       await g.finish(n - 1);
+      now += 25;
     }
+    now -= 25;
     expect(q.capFor('fast')).toBe(20);
     let accepted = 0;
     while (q.push({ endpointKey: 'fast', n: n++ })) accepted++;
@@ -146,6 +148,7 @@ describe('WorkQueue', () => {
     expect(accepted).toBe(22);
     expect(q.roomFor('fast')).toBe(0);
     // A second later with nothing finished, the cap is the fixed one again.
+    now += 100;
     now += 1_100;
     expect(q.capFor('fast')).toBe(5);
     expect(q.saturated()).toEqual(['fast']);
@@ -177,5 +180,17 @@ describe('WorkQueue', () => {
     expect(await waiting).toBe(true);
     expect(q.rateOf('a')).toBe(1);
     expect(q.rateOf('b')).toBe(0);
+  });
+
+  it('rates a new endpoint over the time it has been seen, once it has 20 completions', async () => {
+    const now = 50_000;
+    const g = gate();
+    const q = new WorkQueue<Item>({ maxInFlight: 100, maxPerEndpoint: 100, maxQueued: 10_000, maxQueuedPerEndpoint: 5 }, g.run, () => now);
+    for (let n = 0; n < 30; n++) q.push({ endpointKey: 'new', n });
+    await tick();
+    for (let n = 0; n < 30; n++) await g.finish(n);
+    // 30 completions within the first 100 ms: 300/s, so 150 may wait.
+    expect(q.rateOf('new')).toBe(300);
+    expect(q.capFor('new')).toBe(150);
   });
 });

@@ -26,13 +26,13 @@ export interface WorkQueueLimits {
 
 /** Completions per endpoint over the last second, in ten 100 ms buckets. */
 class Throughput {
-  private readonly buckets = new Map<string, { at: number; counts: number[] }>();
+  private readonly buckets = new Map<string, { at: number; since: number; counts: number[] }>();
   constructor(private readonly now: () => number) {}
 
   done(key: string): void {
     const slot = Math.floor(this.now() / 100);
     let b = this.buckets.get(key);
-    if (!b) this.buckets.set(key, (b = { at: slot, counts: new Array<number>(10).fill(0) }));
+    if (!b) this.buckets.set(key, (b = { at: slot, since: slot, counts: new Array<number>(10).fill(0) }));
     this.roll(b, slot);
     b.counts[slot % 10]!++;
   }
@@ -44,10 +44,13 @@ class Throughput {
     this.roll(b, Math.floor(this.now() / 100));
     const n = b.counts.reduce((a, c) => a + c, 0);
     if (n === 0) this.buckets.delete(key);
-    return n;
+    // An endpoint seen for less than a second with enough completions to tell: its rate over the
+    // time seen (at least 100 ms), so a burst to a new fast endpoint is recognised at once.
+    const seen = Math.min(Math.floor(this.now() / 100) - b.since + 1, 10);
+    return n < 20 ? n : Math.round((n * 10) / seen);
   }
 
-  private roll(b: { at: number; counts: number[] }, slot: number): void {
+  private roll(b: { at: number; since: number; counts: number[] }, slot: number): void {
     for (let s = Math.max(b.at + 1, slot - 9); s <= slot; s++) b.counts[s % 10] = 0;
     b.at = Math.max(b.at, slot);
   }
