@@ -76,6 +76,8 @@ export interface EngineOptions {
 
 /** An endpoint whose recent completions would drain its overflow within this many seconds is waited for. */
 const FLOWING_DRAIN_S = 1;
+/** An endpoint whose attempts take at most this long on average is waited for whatever its backlog. */
+const QUICK_ANSWER_MS = 250;
 /** Scans kicked by finished work (rather than the timer) are at least this far apart. */
 const KICK_INTERVAL_MS = 250;
 
@@ -303,8 +305,9 @@ export class DeliveryEngine {
   }
 
   /**
-   * Queues jobs. When an endpoint's queue is full: if the endpoint is flowing (its recent
-   * completions would drain the overflow within FLOWING_DRAIN_S) this waits for room, which holds
+   * Queues jobs. When an endpoint's queue is full: if the endpoint is flowing (it answers within
+   * QUICK_ANSWER_MS on average, or its recent completions would drain the overflow within
+   * FLOWING_DRAIN_S) this waits for room, which holds
    * the Kafka consumer back (backpressure); otherwise (slow, hanging, or still waiting after
    * spillAfterMs) the overflow goes to the database for the scheduler, so intake goes on for the
    * other endpoints. Writing a fast endpoint's burst to the database would cost far more than
@@ -319,9 +322,12 @@ export class DeliveryEngine {
       const key = overflow[0]!.endpointKey;
       const mine = overflow.filter((j) => j.endpointKey === key);
       const rate = this.queue.rateOf(key);
-      // No completions yet but requests running (a new or quiet endpoint): give it a moment to show its pace.
-      const unknown = rate === 0 && this.queue.inFlightFor(key) > 0 && Date.now() - started < 250;
-      if (!unknown && !(rate > 0 && mine.length / rate <= FLOWING_DRAIN_S)) {
+      const latency = this.queue.latencyOf(key);
+      // Answering quickly: its queue drains at our own pace (waiting is backpressure, not blocking).
+      const quick = latency !== undefined && latency <= QUICK_ANSWER_MS;
+      // No answer yet but requests running (a new endpoint): give it a moment to show its pace.
+      const unknown = latency === undefined && this.queue.inFlightFor(key) > 0 && Date.now() - started < 250;
+      if (!quick && !unknown && !(rate > 0 && mine.length / rate <= FLOWING_DRAIN_S)) {
         toDatabase.push(...mine);
         overflow = overflow.filter((j) => j.endpointKey !== key);
         continue;

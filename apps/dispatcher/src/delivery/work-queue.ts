@@ -65,6 +65,8 @@ export class WorkQueue<T extends WorkItem> {
   private inFlight = 0;
   private queued = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Per endpoint: moving average of how long a run holds its slot (ms). */
+  private readonly holdMs = new Map<string, number>();
   /** Waiters for room in one endpoint's queue. */
   private readonly endpointWaiters = new Map<string, (() => void)[]>();
   private roomWaiters: (() => void)[] = [];
@@ -142,6 +144,11 @@ export class WorkQueue<T extends WorkItem> {
     while (this.inFlight > 0 || this.queued > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
+  /** Moving average of how long one endpoint's runs hold their slot (the HTTP exchange), or undefined before the first. */
+  latencyOf(key: string): number | undefined {
+    return this.holdMs.get(key);
+  }
+
   /** Completions per second of one endpoint, over the last second. */
   rateOf(key: string): number {
     return this.throughput.perSecond(key);
@@ -210,11 +217,15 @@ export class WorkQueue<T extends WorkItem> {
       this.inFlight++;
       this.perEndpoint.set(key, (this.perEndpoint.get(key) ?? 0) + 1);
       this.markReady(key);
+      const startedAt = performance.now();
       void Promise.resolve()
         .then(() => this.run(item))
         .catch(() => undefined) // run() reports its own failures; the slot must be freed regardless
         .finally(() => {
           this.throughput.done(key);
+          const held = performance.now() - startedAt;
+          const avg = this.holdMs.get(key);
+          this.holdMs.set(key, avg === undefined ? held : avg * 0.8 + held * 0.2);
           this.inFlight--;
           const n = (this.perEndpoint.get(key) ?? 1) - 1;
           if (n === 0) this.perEndpoint.delete(key);
