@@ -174,7 +174,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
             }
             if (eng.stopping) return;
             const chunk = batch.messages.slice(i, i + CHUNK);
-            await eng.intake(batch.topic, batch.partition, chunk);
+            await eng.intake(batch.topic, batch.partition, chunk, heartbeat);
             const last = chunk[chunk.length - 1]!.offset;
             resolveOffset(last);
             meters.consumerLag(batch.topic, batch.partition, Math.max(Number(BigInt(batch.highWatermark) - BigInt(last) - 1n), 0));

@@ -158,13 +158,13 @@ export class DeliveryEngine {
    * committed); throws if the registry or database is unavailable (nothing is registered, and
    * Kafka redelivers).
    */
-  intake(topic: string, partition: number, messages: KafkaMessage[]): Promise<void> {
-    const run = this.doIntake(topic, partition, messages);
+  intake(topic: string, partition: number, messages: KafkaMessage[], heartbeat?: () => Promise<void>): Promise<void> {
+    const run = this.doIntake(topic, partition, messages, heartbeat);
     this.intakes.add(run);
     return run.finally(() => this.intakes.delete(run));
   }
 
-  private async doIntake(topic: string, partition: number, messages: KafkaMessage[]): Promise<void> {
+  private async doIntake(topic: string, partition: number, messages: KafkaMessage[], heartbeat?: () => Promise<void>): Promise<void> {
     const now = Date.now();
     // Records registered already were fetched again after a rebalance that left the partition here.
     const records = messages.filter((m) => !this.offsets.seen(topic, partition, m.offset));
@@ -291,7 +291,7 @@ export class DeliveryEngine {
         };
       }
     }
-    await this.enqueue(fresh);
+    await this.enqueue(fresh, heartbeat);
   }
 
   startScheduler(): void {
@@ -313,32 +313,52 @@ export class DeliveryEngine {
    * other endpoints. Writing a fast endpoint's burst to the database would cost far more than
    * waiting for it.
    */
-  private async enqueue(jobs: Job[]): Promise<void> {
+  private async enqueue(jobs: Job[], heartbeat?: () => Promise<void>): Promise<void> {
     let overflow = this.pushAll(jobs);
     const toDatabase: Job[] = [];
     const started = Date.now();
-    const deadline = started + this.spillAfterMs;
-    while (overflow.length > 0 && !this.stopped && Date.now() < deadline) {
+    let beat = started;
+    let heartbeatError: unknown;
+    while (overflow.length > 0 && !this.stopped) {
       const key = overflow[0]!.endpointKey;
       const mine = overflow.filter((j) => j.endpointKey === key);
       const rate = this.queue.rateOf(key);
-      const latency = this.queue.latencyOf(key);
-      // Answering quickly: its queue drains at our own pace (waiting is backpressure, not blocking).
-      const quick = latency !== undefined && latency <= QUICK_ANSWER_MS;
       // No answer yet but requests running (a new endpoint): give it a moment to show its pace.
-      const unknown = latency === undefined && this.queue.inFlightFor(key) > 0 && Date.now() - started < 250;
-      if (!quick && !unknown && !(rate > 0 && mine.length / rate <= FLOWING_DRAIN_S)) {
+      const unknown = this.queue.latencyOf(key) === undefined && this.queue.inFlightFor(key) > 0 && Date.now() - started < 250;
+      // Waiting for a quick endpoint is backpressure, however long: its queue drains at our own pace.
+      const flowing = this.quick(key) || (Date.now() - started < this.spillAfterMs && rate > 0 && mine.length / rate <= FLOWING_DRAIN_S);
+      if (!unknown && !flowing) {
         toDatabase.push(...mine);
         overflow = overflow.filter((j) => j.endpointKey !== key);
         continue;
       }
-      await this.queue.waitForEndpointRoom(key, Math.min(deadline - Date.now(), 100));
+      await this.queue.waitForEndpointRoom(key, 100);
       overflow = this.pushAll(overflow);
+      // A long wait must not cost the consumer its group membership.
+      if (heartbeat && Date.now() - beat >= 1_000) {
+        beat = Date.now();
+        try {
+          await heartbeat();
+        } catch (err) {
+          // A rebalance: what is not queued yet goes to the database first (it is registered,
+          // so it must settle), then kafkajs gets its error.
+          heartbeatError = err;
+          break;
+        }
+      }
     }
     toDatabase.push(...overflow);
-    if (toDatabase.length === 0) return;
-    for (const j of toDatabase) this.spilled.add(j.endpointKey);
-    await this.handBack(toDatabase, new Date());
+    if (toDatabase.length > 0) {
+      for (const j of toDatabase) this.spilled.add(j.endpointKey);
+      await this.handBack(toDatabase, new Date());
+    }
+    if (heartbeatError !== undefined) throw heartbeatError;
+  }
+
+  /** Answers quickly on average and has no request running long: its backlog is ours, not its. */
+  private quick(key: string): boolean {
+    const latency = this.queue.latencyOf(key);
+    return latency !== undefined && latency <= QUICK_ANSWER_MS && this.queue.oldestRunMs(key) <= 4 * QUICK_ANSWER_MS;
   }
 
   /** Pushes jobs in order; returns those refused (their endpoint's queue is full, or stopping). */
@@ -413,10 +433,11 @@ export class DeliveryEngine {
     this.unwritten = [];
     await this.spill(unwritten, { leased: false, at: new Date() });
     const cutoff = Date.now() - this.spillAfterMs;
-    // Still waiting to start: its endpoint is slower than its traffic. Out of memory and into the
+    // Still waiting to start behind an endpoint that is not quick: it is slower than its traffic
+    // (a quick endpoint's backlog is the dispatcher's own pace, and waits). Out of memory and into the
     // database, for any replica's scheduler as the endpoint has room (the global queue is not
     // left full of one endpoint's backlog, which would stall intake for all).
-    const waiting = this.queue.removeQueued((j) => j.intakeAt <= cutoff && !durable(j));
+    const waiting = this.queue.removeQueued((j) => j.intakeAt <= cutoff && !durable(j) && !this.quick(j.endpointKey));
     for (const j of waiting) {
       this.held.delete(j.delivery._id);
       this.spilled.add(j.endpointKey);

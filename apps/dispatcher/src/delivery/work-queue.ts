@@ -65,6 +65,8 @@ export class WorkQueue<T extends WorkItem> {
   private inFlight = 0;
   private queued = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Per endpoint: start times of the runs in flight. */
+  private readonly running = new Map<string, Set<number>>();
   /** Per endpoint: moving average of how long a run holds its slot (ms). */
   private readonly holdMs = new Map<string, number>();
   /** Waiters for room in one endpoint's queue. */
@@ -149,6 +151,13 @@ export class WorkQueue<T extends WorkItem> {
     return this.holdMs.get(key);
   }
 
+  /** How long the oldest run of one endpoint has been going (ms), 0 when none runs. */
+  oldestRunMs(key: string): number {
+    const starts = this.running.get(key);
+    if (!starts || starts.size === 0) return 0;
+    return performance.now() - Math.min(...starts);
+  }
+
   /** Completions per second of one endpoint, over the last second. */
   rateOf(key: string): number {
     return this.throughput.perSecond(key);
@@ -218,11 +227,16 @@ export class WorkQueue<T extends WorkItem> {
       this.perEndpoint.set(key, (this.perEndpoint.get(key) ?? 0) + 1);
       this.markReady(key);
       const startedAt = performance.now();
+      let starts = this.running.get(key);
+      if (!starts) this.running.set(key, (starts = new Set()));
+      starts.add(startedAt);
       void Promise.resolve()
         .then(() => this.run(item))
         .catch(() => undefined) // run() reports its own failures; the slot must be freed regardless
         .finally(() => {
           this.throughput.done(key);
+          starts.delete(startedAt);
+          if (starts.size === 0) this.running.delete(key);
           const held = performance.now() - startedAt;
           const avg = this.holdMs.get(key);
           this.holdMs.set(key, avg === undefined ? held : avg * 0.8 + held * 0.2);
