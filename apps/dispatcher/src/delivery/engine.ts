@@ -323,11 +323,9 @@ export class DeliveryEngine {
       const key = overflow[0]!.endpointKey;
       const mine = overflow.filter((j) => j.endpointKey === key);
       const rate = this.queue.rateOf(key);
-      // No answer yet but requests running (a new endpoint): give it a moment to show its pace.
-      const unknown = this.queue.latencyOf(key) === undefined && this.queue.inFlightFor(key) > 0 && Date.now() - started < 250;
       // Waiting for a quick endpoint is backpressure, however long: its queue drains at our own pace.
       const flowing = this.quick(key) || (Date.now() - started < this.spillAfterMs && rate > 0 && mine.length / rate <= FLOWING_DRAIN_S);
-      if (!unknown && !flowing) {
+      if (!flowing) {
         toDatabase.push(...mine);
         overflow = overflow.filter((j) => j.endpointKey !== key);
         continue;
@@ -355,10 +353,13 @@ export class DeliveryEngine {
     if (heartbeatError !== undefined) throw heartbeatError;
   }
 
-  /** Answers quickly on average and has no request running long: its backlog is ours, not its. */
+  /**
+   * Answers quickly on average (or has not answered yet: a new endpoint) and has no request
+   * running long: its backlog is the dispatcher's own pace, not the endpoint's.
+   */
   private quick(key: string): boolean {
     const latency = this.queue.latencyOf(key);
-    return latency !== undefined && latency <= QUICK_ANSWER_MS && this.queue.oldestRunMs(key) <= 4 * QUICK_ANSWER_MS;
+    return (latency === undefined || latency <= QUICK_ANSWER_MS) && this.queue.oldestRunMs(key) <= 4 * QUICK_ANSWER_MS;
   }
 
   /** Pushes jobs in order; returns those refused (their endpoint's queue is full, or stopping). */
