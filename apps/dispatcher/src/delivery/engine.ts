@@ -445,7 +445,9 @@ export class DeliveryEngine {
     }
     await this.spill(waiting, { leased: false, at: new Date() });
     // Running (a slow answer): written as leased to this replica, whose attempt is recorded on it.
-    const running = [...this.held.values()].filter((j) => j.intakeAt <= cutoff && !durable(j));
+    // A quick endpoint's deliveries are left alone: they wait for the dispatcher's own pace, and
+    // writing them would only add updates (their records' offsets are committed a little later).
+    const running = [...this.held.values()].filter((j) => j.intakeAt <= cutoff && !durable(j) && !this.quick(j.endpointKey));
     await this.spill(running, { leased: true, at: new Date() });
   }
 
