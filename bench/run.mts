@@ -101,7 +101,7 @@ await baselineAgent.close();
 const infra = infraFromEnv();
 const prefix = uniquePrefix('bench');
 const base = isolatedServiceEnv(infra, prefix);
-const allow = { TARGET_ALLOWLIST: 'localhost,127.0.0.1/32', LOG_LEVEL: 'info' };
+const allow = { TARGET_ALLOWLIST: 'localhost,127.0.0.1/32', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' };
 const services: ServiceProcess[] = [];
 const reg = await startService('endpoint-registry', { ...base, ...allow, MONGODB_DATABASE: `${prefix}_registry`, SECRET_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
 services.push(reg);
@@ -273,6 +273,10 @@ results.peak_rss_mib = Object.fromEntries([...peakRss].map(([n, kb]) => [n, Math
 registry.close();
 ingest.close();
 await Promise.all(services.map((s) => s.stop()));
+// Each service's log next to the results (bench/results is not tracked), for diagnosis.
+const logDir = path.join(REPO_ROOT, 'bench', 'results', `${prefix}-logs`);
+mkdirSync(logDir, { recursive: true });
+for (const s of services) writeFileSync(path.join(logDir, `${s.name}.log`), s.output());
 receiver.send({ cmd: 'exit' });
 const dir = path.join(REPO_ROOT, 'bench', 'results');
 mkdirSync(dir, { recursive: true });

@@ -30,6 +30,22 @@ describe('logger', () => {
     expect(all).toContain('[redacted]');
   });
 
+  it('logs errors without the documents drivers attach to them (a failed insertMany of attempts)', () => {
+    const { lines, log } = capture();
+    const bulk = Object.assign(new Error('E11000 duplicate key'), {
+      name: 'MongoBulkWriteError',
+      code: 11000,
+      writeErrors: [{ index: 0, code: 11000, op: { requestHeaders: { 'x-signature-256': SIG }, payload: '{"card":"4242"}' } }],
+      insertedDocs: [{ requestHeaders: { 'x-signature-256': SIG } }],
+      errorResponse: Object.assign(new Error('pool cleared'), { name: 'MongoPoolClearedError', errorLabels: ['ResetPool'] }),
+    });
+    log.warn({ err: bulk, deliveryId: 'evt_1|ep_1' }, 'delivery attempt not recorded');
+    const all = lines.join('');
+    for (const needle of [SIG, SIG.slice(7), '4242']) expect(all).not.toContain(needle);
+    const line = JSON.parse(lines[0]!) as { err: { type: string; code: number; message: string; cause: { type: string; errorLabels: string[] } } };
+    expect(line.err).toMatchObject({ type: 'MongoBulkWriteError', code: 11000, message: 'E11000 duplicate key', cause: { type: 'MongoPoolClearedError', errorLabels: ['ResetPool'] } });
+  });
+
   it('adds trace_id and span_id of the active span', () => {
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     const { lines, log } = capture();

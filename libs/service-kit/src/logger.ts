@@ -31,6 +31,24 @@ export const REDACT_PATHS = [
   '*.uri',
 ];
 
+/**
+ * Errors are logged by their name, message, stack, code and labels, and their cause, nothing else:
+ * driver errors carry the documents they failed to write (a failed insertMany of attempt records
+ * carries every request's signature header), which no redaction path can follow.
+ */
+export function serializeError(err: unknown, depth = 0): unknown {
+  if (!(err instanceof Error)) return err;
+  const e = err as Error & { code?: unknown; codeName?: unknown; errorLabels?: unknown; errorLabelSet?: unknown };
+  const out: Record<string, unknown> = { type: e.name, message: e.message, stack: e.stack };
+  if (e.code !== undefined) out.code = e.code;
+  if (typeof e.codeName === 'string') out.codeName = e.codeName;
+  const labels = Array.isArray(e.errorLabels) ? e.errorLabels : e.errorLabelSet instanceof Set ? [...e.errorLabelSet] : undefined;
+  if (labels && labels.length > 0) out.errorLabels = labels;
+  const inner = e.cause ?? (e as { errorResponse?: unknown }).errorResponse;
+  if (inner instanceof Error && depth < 3) out.cause = serializeError(inner, depth + 1);
+  return out;
+}
+
 export function createLogger(service: string, level = 'info', destination?: pino.DestinationStream): Logger {
   return pino(
     {
@@ -39,7 +57,7 @@ export function createLogger(service: string, level = 'info', destination?: pino
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      serializers: { err: pino.stdSerializers.err },
+      serializers: { err: serializeError },
       mixin: activeTraceIds,
     },
     destination,

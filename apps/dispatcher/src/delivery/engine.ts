@@ -326,6 +326,7 @@ export class DeliveryEngine {
       // Waiting for a quick endpoint is backpressure, however long: its queue drains at our own pace.
       const flowing = this.quick(key) || (Date.now() - started < this.spillAfterMs && rate > 0 && mine.length / rate <= FLOWING_DRAIN_S);
       if (!flowing) {
+        this.log.debug({ endpoint: key, deliveries: mine.length, latencyMs: this.queue.latencyOf(key), oldestRunMs: Math.round(this.queue.oldestRunMs(key)), perSecond: rate }, 'endpoint queue full and not keeping up: deliveries written to the database');
         toDatabase.push(...mine);
         overflow = overflow.filter((j) => j.endpointKey !== key);
         continue;
@@ -439,6 +440,7 @@ export class DeliveryEngine {
     // database, for any replica's scheduler as the endpoint has room (the global queue is not
     // left full of one endpoint's backlog, which would stall intake for all).
     const waiting = this.queue.removeQueued((j) => j.intakeAt <= cutoff && !durable(j) && !this.quick(j.endpointKey));
+    if (waiting.length > 0) this.log.debug({ deliveries: waiting.length }, 'deliveries waiting longer than SPILL_AFTER_MS behind slow endpoints written to the database');
     for (const j of waiting) {
       this.held.delete(j.delivery._id);
       this.spilled.add(j.endpointKey);
