@@ -65,8 +65,8 @@ export class WorkQueue<T extends WorkItem> {
   private inFlight = 0;
   private queued = 0;
   private idleWaiters: (() => void)[] = [];
-  /** Per endpoint: start times of the runs in flight. */
-  private readonly running = new Map<string, Set<number>>();
+  /** Per endpoint: the runs in flight, in start order (a Set keeps insertion order, so the first is the oldest). */
+  private readonly running = new Map<string, Set<{ at: number }>>();
   /** Per endpoint: moving average of how long a run holds its slot (ms). */
   private readonly holdMs = new Map<string, number>();
   /** Waiters for room in one endpoint's queue. */
@@ -155,7 +155,7 @@ export class WorkQueue<T extends WorkItem> {
   oldestRunMs(key: string): number {
     const starts = this.running.get(key);
     if (!starts || starts.size === 0) return 0;
-    return performance.now() - Math.min(...starts);
+    return performance.now() - starts.values().next().value!.at;
   }
 
   /** Completions per second of one endpoint, over the last second. */
@@ -229,13 +229,14 @@ export class WorkQueue<T extends WorkItem> {
       const startedAt = performance.now();
       let starts = this.running.get(key);
       if (!starts) this.running.set(key, (starts = new Set()));
-      starts.add(startedAt);
+      const run = { at: startedAt };
+      starts.add(run);
       void Promise.resolve()
         .then(() => this.run(item))
         .catch(() => undefined) // run() reports its own failures; the slot must be freed regardless
         .finally(() => {
           this.throughput.done(key);
-          starts.delete(startedAt);
+          starts.delete(run);
           if (starts.size === 0) this.running.delete(key);
           const held = performance.now() - startedAt;
           const avg = this.holdMs.get(key);

@@ -45,19 +45,8 @@ export interface DeliveryDoc {
   verify?: boolean;
 }
 
-/** A delivery that succeeded at its first attempt. */
-export interface DeliveredDoc {
-  /** `${eventId}|${endpointId}`, as in deliveries. */
-  _id: string;
-  eventId: string;
-  workspaceId: string;
-  endpointId: string;
-  eventType: string;
-  eventCreatedAt: Date;
-  attemptCount: number;
-  deliveredAt: Date;
-  expiresAt: Date;
-}
+/** A delivery that succeeded at its first attempt (`_id` as in deliveries). */
+export type DeliveredDoc = Pick<DeliveryDoc, '_id' | 'eventId' | 'workspaceId' | 'endpointId' | 'eventType' | 'eventCreatedAt' | 'attemptCount' | 'expiresAt'> & { deliveredAt: Date };
 
 export interface AttemptDoc {
   _id: string;
