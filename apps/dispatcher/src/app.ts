@@ -5,13 +5,11 @@ import { deliveryV1, endpointsV1 } from '@hookline/proto';
 import { metrics } from '@opentelemetry/api';
 import { createLogger, exitOnFatal, GrpcServer, Lifecycle, Readiness, timeOrderedId, connectMongo, serve, type Logger } from '@hookline/service-kit';
 import { allTopics, createKafka, createProducer, ensureTopicsOn, isRebalanceError, watchConsumer } from '@hookline/kafka';
+import type { Consumer } from 'kafkajs';
 import { currentTelemetry } from '@hookline/telemetry';
 import { AllowList } from '@hookline/url-policy';
 import type { DispatcherConfig } from './config';
 import { DeliveryEngine } from './delivery/engine';
-
-/** How often settled offsets are committed. */
-const COMMIT_INTERVAL_MS = 200;
 import { HttpAttempter, type Resolver } from './delivery/http-attempt';
 import { DeliveryPipeline } from './delivery/pipeline';
 import { ScheduleRetryPolicy } from './delivery/retry-policy';
@@ -21,7 +19,16 @@ import { KafkaOperationalEvents } from './operations/operational-events';
 import { RegistryControl } from './registry-client';
 import { dispatcherModels } from './store/models';
 import { OutcomeWriter } from './store/outcome-writer';
+import { Retention } from './store/retention';
 import { RegistrySubscribers, SubscriberCache } from './subscribers/subscriber-cache';
+import { RetryTiers } from './retry/retry-tiers';
+import { TierSink } from './retry/tasks';
+import type { OffsetTracker } from './delivery/offset-tracker';
+
+/** How often settled offsets are committed. */
+const COMMIT_INTERVAL_MS = 200;
+/** Records per intake call: large enough to group writes, small enough to heartbeat between. */
+const CHUNK = 500;
 
 export interface DispatcherApp {
   start(): Promise<void>;
@@ -33,6 +40,8 @@ export interface DispatcherApp {
   readonly readiness: Readiness;
   /** The engine, once started (tests read its load). */
   readonly engine: DeliveryEngine | undefined;
+  /** Expiry of dispatcher documents, once started (tests sweep on demand). */
+  readonly retention: Retention | undefined;
 }
 
 export interface DispatcherOverrides {
@@ -51,9 +60,11 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
   const life = new Lifecycle(log);
   const readiness = new Readiness(log);
   let metricsPort: number | undefined;
+  // Names this replica in logs, operational records and its private changes group.
   const owner = `${hostname()}-${process.pid}-${timeOrderedId('d').slice(-8)}`;
   let port = 0;
   let engine: DeliveryEngine | undefined;
+  let retentionRef: Retention | undefined;
   let stopDeadline = Infinity;
   return {
     log,
@@ -69,10 +80,17 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       life.defer('telemetry flush', () => currentTelemetry()?.flush());
       const db = await connectMongo(config.mongoUri, config.mongoDatabase, { life, readiness, log });
       const models = dispatcherModels(db);
-      const meters = deliveryMetrics(metrics.getMeter('hookline'), () =>
-        models.deliveries.countDocuments({ state: 'pending', attemptCount: { $gt: 0 }, nextAttemptAt: { $lte: new Date() } }).maxTimeMS(2_000).exec(),
-      );
+      const meters = deliveryMetrics(metrics.getMeter('hookline'));
       await Promise.all(Object.values(models).map((m) => m.createIndexes()));
+      const retention = new Retention(
+        { events: models.events, attempts: models.attempts, delivered: models.delivered, failed: models.failed } as never,
+        { mode: config.retentionMode, intervalMs: config.retentionSweepIntervalMs },
+        log,
+      );
+      await retention.prepare();
+      retention.start();
+      life.defer('retention sweeper', () => retention.stop());
+      retentionRef = retention;
 
       log.info({ registry: config.registryAddress }, 'connecting to endpoint-registry');
       const registry = new endpointsV1.EndpointRegistryServiceClient(config.registryAddress, grpc.credentials.createInsecure());
@@ -95,28 +113,34 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
 
       log.info({ brokers: config.kafka.brokers, group: config.consumerGroup }, 'connecting to Kafka');
       const kafka = createKafka(config.kafka, log);
-      await ensureTopicsOn(kafka, [...allTopics(config.kafka), { name: config.operationsTopic, partitions: 3, configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } }], config.kafka.replicationFactor);
+      const tiers = new RetryTiers(config.retrySchedule, config.retryTiers, config.retryJitter);
+      await ensureTopicsOn(
+        kafka,
+        [...allTopics(config.kafka), ...tiers.topicSpecs(), { name: config.operationsTopic, partitions: 3, configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } }],
+        config.kafka.replicationFactor,
+      );
+      // One producer for retries and operational records (idempotent, acks = all).
       const producer = createProducer(kafka);
       await producer.connect();
-      life.defer('operations producer', () => producer.disconnect());
+      life.defer('producer', () => producer.disconnect());
       const ops = new KafkaOperationalEvents(producer, config.operationsTopic, owner, log);
+      const waiting = new TierSink(producer, tiers);
 
-      const writer = new OutcomeWriter(models);
       const pipeline = new DeliveryPipeline({
         models,
-        writer,
+        writer: new OutcomeWriter(models),
+        waiting,
         http,
         subscribers,
         control,
         ops,
         policy: new ScheduleRetryPolicy(config.retrySchedule, config.retryJitter),
-        owner,
         retentionMs: config.retentionMs,
         autoDisableAfterMs: config.autoDisableAfterMs,
         log,
         metrics: meters,
       });
-      const eng = new DeliveryEngine(models, subscribers, pipeline, { ...config, owner, redeliveryGraceMs: config.spillAfterMs + config.attemptTimeoutMs + 1_000, serialize: (write) => writer.exclusive(write), onDependencyError: (err) => readiness.dependencyFailed(err) }, log);
+      const eng = new DeliveryEngine(models, subscribers, pipeline, waiting, tiers, { ...config, redeliveryGraceMs: config.spillAfterMs + config.attemptTimeoutMs + 1_000, onDependencyError: (err) => readiness.dependencyFailed(err) }, log);
       engine = eng;
 
       // Endpoint changes: drop cached subscribers of the workspace. A private group per replica
@@ -136,45 +160,35 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         },
       });
 
+      // Two consumer groups, both committing from the engine's trackers (records whose tasks are
+      // all settled), never from the batch: a batch is done once its tasks are queued.
       // maxWaitTimeInMs 1 s (kafkajs default 5 s): a stop waits for the fetch in progress, and the
       // shutdown deadline is better spent on in-flight attempts.
-      const consumer = kafka.consumer({ groupId: config.consumerGroup, sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.min(3_000, Math.floor(config.sessionTimeoutMs / 3)), maxBytesPerPartition: 1024 * 1024, maxWaitTimeInMs: 1_000 });
-      watchConsumer(consumer, readiness, 'kafka events consumer', overrides.onFatal ?? exitOnFatal(log));
-      await consumer.connect();
-      await consumer.subscribe({ topic: config.kafka.topics.events.name, fromBeginning: true });
-      // Offsets are committed from the engine's tracker (records whose deliveries are all
-      // settled), not from the batch: a batch is done once its deliveries are queued.
-      let committing: Promise<void> | undefined;
-      const commitSettled = (): Promise<void> =>
-        (committing ??= (async () => {
-          const due = eng.offsets.due();
-          if (due.length === 0) return;
-          try {
-            await consumer.commitOffsets(due);
-            for (const p of due) eng.offsets.committed(p);
-          } catch (err) {
-            // A rebalance in progress refuses commits; the next round (or the partition's new owner) commits.
-            if (isRebalanceError(err)) log.info({ err }, 'offset commit refused during a rebalance; retrying');
-            else log.warn({ err }, 'offset commit failed; retrying');
-          }
-        })().finally(() => (committing = undefined)));
-      const committer = setInterval(() => void commitSettled(), COMMIT_INTERVAL_MS);
-      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => eng.offsets.retain(payload.memberAssignment));
-      await consumer.run({
+      const consumerOptions = { sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.min(3_000, Math.floor(config.sessionTimeoutMs / 3)), maxBytesPerPartition: 1024 * 1024, maxWaitTimeInMs: 1_000 };
+      const events = kafka.consumer({ groupId: config.consumerGroup, ...consumerOptions });
+      const retries = kafka.consumer({ groupId: config.retryTiers.consumerGroup, ...consumerOptions });
+      const committers = [committer(events, eng.eventOffsets, log), committer(retries, eng.taskOffsets, log)];
+      const timer = setInterval(() => committers.forEach((c) => void c()), COMMIT_INTERVAL_MS);
+      const resumes = new Set<NodeJS.Timeout>();
+      for (const [consumer, offsets, name] of [
+        [events, eng.eventOffsets, 'kafka events consumer'],
+        [retries, eng.taskOffsets, 'kafka retry consumer'],
+      ] as const) {
+        watchConsumer(consumer, readiness, name, overrides.onFatal ?? exitOnFatal(log));
+        consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => offsets.retain(payload.memberAssignment));
+        await consumer.connect();
+      }
+      await events.subscribe({ topic: config.kafka.topics.events.name, fromBeginning: true });
+      await retries.subscribe({ topics: tiers.topics, fromBeginning: true });
+      await events.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 4,
         eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
-          const CHUNK = 500;
           for (let i = 0; i < batch.messages.length && isRunning() && !isStale(); i += CHUNK) {
-            // Backpressure without missing heartbeats (a blocked batch would cost the partitions).
-            while (!(await eng.waitForRoom(1_000))) {
-              if (!isRunning() || isStale() || eng.stopping) return;
-              await heartbeat();
-            }
-            if (eng.stopping) return;
+            if (!(await roomFor(eng, heartbeat, () => isRunning() && !isStale()))) return;
             const chunk = batch.messages.slice(i, i + CHUNK);
-            await eng.intake(batch.topic, batch.partition, chunk, heartbeat);
+            await eng.intakeEvents(batch.topic, batch.partition, chunk, heartbeat);
             const last = chunk[chunk.length - 1]!.offset;
             resolveOffset(last);
             meters.consumerLag(batch.topic, batch.partition, Math.max(Number(BigInt(batch.highWatermark) - BigInt(last) - 1n), 0));
@@ -182,21 +196,47 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
           }
         },
       });
-      // One step, in this order: no more fetches; the engine settles what it holds (finishing or
-      // handing back); the final offsets are committed while the consumer is still a member (kafkajs
-      // drops commits once it stops); then the consumer leaves the group.
-      life.defer('events consumer and delivery engine', async () => {
-        consumer.pause([{ topic: config.kafka.topics.events.name }]);
-        await eng.stop(Math.max(stopDeadline - Date.now() - 2_000, 500));
-        clearInterval(committer);
-        await committing;
-        await commitSettled();
-        await consumer.disconnect();
+      await retries.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 4,
+        eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset, pause }) => {
+          for (let i = 0; i < batch.messages.length && isRunning() && !isStale(); i += CHUNK) {
+            if (!(await roomFor(eng, heartbeat, () => isRunning() && !isStale()))) return;
+            const chunk = batch.messages.slice(i, i + CHUNK);
+            const { taken, resumeAt } = await eng.intakeTasks(batch.topic, batch.partition, chunk, heartbeat);
+            if (taken > 0) resolveOffset(chunk[taken - 1]!.offset);
+            meters.consumerLag(batch.topic, batch.partition, Math.max(Number(BigInt(batch.highWatermark) - BigInt(chunk[Math.max(taken - 1, 0)]!.offset)), 0));
+            if (resumeAt !== undefined) {
+              // The head is not due: fetch nothing more from this partition until it is. The next
+              // fetch starts at the first record not resolved, the head itself.
+              const resume = pause();
+              const t = setTimeout(() => {
+                resumes.delete(t);
+                resume();
+              }, Math.max(resumeAt - Date.now(), 0));
+              resumes.add(t);
+              return;
+            }
+            await heartbeat();
+          }
+        },
       });
-      eng.startScheduler();
+      // One step, in this order: no more fetches; the engine settles what it holds (finishing or
+      // handing to the tiers); the final offsets are committed while the consumers are still
+      // members (kafkajs drops commits once it stops); then they leave their groups.
+      life.defer('consumers and delivery engine', async () => {
+        events.pause([{ topic: config.kafka.topics.events.name }]);
+        retries.pause(tiers.topics.map((topic) => ({ topic })));
+        for (const t of resumes) clearTimeout(t);
+        await eng.stop(Math.max(stopDeadline - Date.now() - 2_000, 500), config.attemptTimeoutMs);
+        clearInterval(timer);
+        for (const c of committers) await c();
+        await Promise.all([events.disconnect(), retries.disconnect()]);
+      });
 
       const server = new GrpcServer(log);
-      server.add(deliveryV1.DeliveryServiceService, 'webhooks.delivery.v1.DeliveryService', deliveryService({ models, http, subscribers, examples: control, retentionMs: config.retentionMs, kick: () => void eng.scan() }));
+      server.add(deliveryV1.DeliveryServiceService, 'webhooks.delivery.v1.DeliveryService', deliveryService({ models, http, subscribers, examples: control, waiting, retentionMs: config.retentionMs }));
       ({ port, metricsPort } = await serve(server, { name: 'dispatcher', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort }, { life, readiness, log }));
     },
     stop: () => {
@@ -207,5 +247,37 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
     get engine() {
       return engine;
     },
+    get retention() {
+      return retentionRef;
+    },
   };
+}
+
+/**
+ * Commits what `offsets` says is settled, one commit in flight at a time. A rebalance in progress
+ * refuses commits; the next round (or the partition's new owner) commits.
+ */
+function committer(consumer: Consumer, offsets: OffsetTracker, log: Logger): () => Promise<void> {
+  let committing: Promise<void> | undefined;
+  return () =>
+    (committing ??= (async () => {
+      const due = offsets.due();
+      if (due.length === 0) return;
+      try {
+        await consumer.commitOffsets(due);
+        for (const p of due) offsets.committed(p);
+      } catch (err) {
+        if (isRebalanceError(err)) log.info({ err }, 'offset commit refused during a rebalance; retrying');
+        else log.warn({ err }, 'offset commit failed; retrying');
+      }
+    })().finally(() => (committing = undefined)));
+}
+
+/** Backpressure without missing heartbeats (a blocked batch would cost the partitions). False: give the batch up. */
+async function roomFor(eng: DeliveryEngine, heartbeat: () => Promise<void>, current: () => boolean): Promise<boolean> {
+  while (!(await eng.waitForRoom(1_000))) {
+    if (!current() || eng.stopping) return false;
+    await heartbeat();
+  }
+  return !eng.stopping;
 }

@@ -4,6 +4,7 @@ import { readTelemetrySettings } from '@hookline/telemetry';
 import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
 import { AllowList } from '@hookline/url-policy';
 import { parseSchedule } from './delivery/retry-policy';
+import type { RetryTierSettings } from './retry/retry-tiers';
 
 export interface DispatcherConfig extends ServiceSettings {
   /** Prometheus scrape port (GET /metrics); undefined = no endpoint. 0 picks a free port. */
@@ -25,23 +26,26 @@ export interface DispatcherConfig extends ServiceSettings {
   maxInFlight: number;
   /** Deliveries in flight to one endpoint (also its connection pool size). Default 16. */
   maxInFlightPerEndpoint: number;
-  /** How often due retries are looked for. Default 1 s. */
-  schedulerIntervalMs: number;
-  /** How long a claimed delivery belongs to this replica before others may take it. Default 60 s. */
-  leaseMs: number;
+  /** Retry tier topics (one per distinct delay of the schedule) and the group consuming them. */
+  retryTiers: RetryTierSettings & { consumerGroup: string };
   /** How long resolved subscribers are trusted without a change notice. Default 30 s. */
   subscriberCacheMs: number;
   /** Response bodies kept in attempt records, in bytes. Default 16 KiB. */
   responseBodyLimit: number;
-  /** How long attempts, events and finished deliveries are kept. Default 30 days. */
+  /** How long attempts, events and outcomes are kept. Default 30 days (RETENTION_SECONDS, for tests, wins). */
   retentionMs: number;
+  /** How expired documents are removed: a TTL index where the server has one (auto, ttl), else the sweeper. */
+  retentionMode: 'auto' | 'ttl' | 'sweeper';
+  /** How often the sweeper looks for expired documents. Default 60 s. */
+  retentionSweepIntervalMs: number;
+
   /** Endpoints failing without a success for this long are disabled. Default 5 days. */
   autoDisableAfterMs: number;
-  /** Deliveries waiting in memory per endpoint; beyond this they wait in the database. Default max(4 × MAX_IN_FLIGHT_PER_ENDPOINT, 64). */
+  /** Deliveries waiting in memory per endpoint; beyond this they wait in the shortest retry tier. Default max(4 × MAX_IN_FLIGHT_PER_ENDPOINT, 64). */
   maxQueuedPerEndpoint: number;
   /** Topic for operational events (endpoint disabled: 410 or auto-disable), JSON records. Default webhooks.operations.v1. */
   operationsTopic: string;
-  /** A delivery from Kafka not finished after this long is written to the database as pending work, so its record's offset can be committed. Default 2 s. */
+  /** A delivery still waiting in memory (not started) this long after intake goes to the shortest retry tier, so its record's offset can be committed. Default 2 s. */
   spillAfterMs: number;
   /** Kafka consumer session: how long a replica that died silently (SIGKILL) keeps its partitions. Default 30 s. */
   sessionTimeoutMs: number;
@@ -77,11 +81,17 @@ export function loadConfig(env: Record<string, string | undefined>): DispatcherC
     retryJitter: r.int('RETRY_JITTER_PERCENT', 20, { min: 0, max: 50 }) / 100,
     maxInFlight: r.int('MAX_IN_FLIGHT', 256, { min: 1, max: 10_000 }),
     maxInFlightPerEndpoint: r.int('MAX_IN_FLIGHT_PER_ENDPOINT', 16, { min: 1, max: 1_000 }),
-    schedulerIntervalMs: r.int('SCHEDULER_INTERVAL_MS', 1_000, { min: 50, max: 60_000 }),
-    leaseMs: r.int('LEASE_MS', 60_000, { min: 1_000, max: 3_600_000 }),
+    retryTiers: {
+      prefix: r.string('KAFKA_TOPIC_RETRY_PREFIX', 'webhooks.retry'),
+      partitions: r.int('KAFKA_RETRY_PARTITIONS', 12, { min: 1, max: 1000 }),
+      retentionMarginMs: r.int('KAFKA_RETRY_RETENTION_MARGIN_HOURS', 7 * 24, { min: 1, max: 90 * 24 }) * 3_600_000,
+      consumerGroup: '',
+    },
     subscriberCacheMs: r.int('SUBSCRIBER_CACHE_MS', 30_000, { min: 0, max: 3_600_000 }),
     responseBodyLimit: r.int('RESPONSE_BODY_LIMIT_BYTES', 16 * 1024, { min: 0, max: 1024 * 1024 }),
     retentionMs: r.int('RETENTION_DAYS', 30, { min: 1, max: 365 }) * 24 * 3600 * 1000,
+    retentionMode: r.oneOf('RETENTION_MODE', ['auto', 'ttl', 'sweeper'] as const, 'auto'),
+    retentionSweepIntervalMs: r.int('RETENTION_SWEEP_INTERVAL_SECONDS', 60, { min: 1, max: 86_400 }) * 1000,
     autoDisableAfterMs: r.int('AUTO_DISABLE_AFTER_HOURS', 5 * 24, { min: 1, max: 90 * 24 }) * 3600 * 1000,
     maxQueuedPerEndpoint: 0,
     operationsTopic: r.string('KAFKA_TOPIC_OPERATIONS', 'webhooks.operations.v1'),
@@ -89,6 +99,9 @@ export function loadConfig(env: Record<string, string | undefined>): DispatcherC
     sessionTimeoutMs: r.int('KAFKA_SESSION_TIMEOUT_MS', 30_000, { min: 6_000, max: 300_000 }),
     shutdownDeadlineMs: r.int('SHUTDOWN_DEADLINE_MS', 20_000, { min: 1_000, max: 24_000 }),
   };
+  const retentionSeconds = r.optional('RETENTION_SECONDS') === undefined ? undefined : r.int('RETENTION_SECONDS', 0, { min: 10, max: 365 * 86_400 });
+  if (retentionSeconds) config.retentionMs = retentionSeconds * 1000;
+  config.retryTiers.consumerGroup = r.string('KAFKA_RETRY_CONSUMER_GROUP', `${config.consumerGroup}.retries`);
   config.maxQueuedPerEndpoint = r.int('MAX_QUEUED_PER_ENDPOINT', Math.max(4 * config.maxInFlightPerEndpoint, 64), { min: 1, max: 100_000 });
   r.done();
   return config;

@@ -15,7 +15,7 @@ export interface DeliveryMetrics {
   delivered(lagMs: number): void;
   retryScheduled(): void;
   endpointDisabled(reason: 'gone' | 'failing'): void;
-  /** Latest lag of a partition of the events topic (records behind the high watermark). */
+  /** Latest lag of a partition this replica consumes (records behind the high watermark): on a retry tier, the retries waiting there. */
   consumerLag(topic: string, partition: number, lag: number): void;
 }
 
@@ -32,23 +32,17 @@ export const NO_DELIVERY_METRICS: DeliveryMetrics = {
 const ATTEMPT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const LAG_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 7200, 6 * 3600, 24 * 3600, 48 * 3600];
 
-export function deliveryMetrics(meter: Meter, dueRetries: () => Promise<number>): DeliveryMetrics {
+export function deliveryMetrics(meter: Meter): DeliveryMetrics {
   const deliveries = meter.createCounter('hookline.deliveries', { description: 'Delivery attempts by outcome (succeeded, retry, failed) and HTTP status class (2xx..5xx, error)' });
   const attemptDuration = meter.createHistogram('hookline.delivery.attempt.seconds', { unit: 's', description: 'Duration of one HTTP attempt (connect to body read)', advice: { explicitBucketBoundaries: ATTEMPT_BUCKETS } });
   const lag = meter.createHistogram('hookline.delivery.lag.seconds', { unit: 's', description: 'From the event being accepted by event-ingest to its successful delivery', advice: { explicitBucketBoundaries: LAG_BUCKETS } });
   const retries = meter.createCounter('hookline.retries.scheduled', { description: 'Retries scheduled after a failed attempt' });
   const disabled = meter.createCounter('hookline.endpoints.disabled', { description: 'Endpoints disabled by the dispatcher, by reason (gone: 410, failing: auto-disable)' });
-  const consumerLag = meter.createObservableGauge('hookline.consumer.lag', { description: 'Records of the events topic not yet taken in, per partition this replica owns (as of its last batch)' });
-  const backlog = meter.createObservableGauge('hookline.retries.due', { description: 'Deliveries whose retry is due and not yet taken by a replica (the same for every replica: use max)' });
+  const consumerLag = meter.createObservableGauge('hookline.consumer.lag', { description: 'Records not yet taken in, per topic and partition this replica owns (as of its last batch): on the events topic, events waiting; on a retry tier topic, retries waiting' });
 
   const lags = new Map<string, { attrs: Attributes; lag: number }>();
   consumerLag.addCallback((r: ObservableResult) => {
     for (const { attrs, lag: v } of lags.values()) r.observe(v, attrs);
-  });
-  backlog.addCallback(async (r: ObservableResult) => {
-    // One indexed count per scrape; a database outage skips the sample instead of failing the scrape.
-    const n = await dueRetries().catch(() => undefined);
-    if (n !== undefined) r.observe(n);
   });
 
   return {

@@ -204,3 +204,4 @@ export function brokerProbe(kafka: Kafka): () => Promise<void> {
     }
   };
 }
+export { CoalescingSender } from './coalescing-sender';

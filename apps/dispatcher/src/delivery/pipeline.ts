@@ -1,6 +1,6 @@
-// One delivery attempt in named stages: prepare (sign, headers) → attempt (HTTP) → record
-// (attempt log, delivery state, endpoint health). `decide` is the one place that turns an
-// attempt's result into succeed / retry / fail.
+// One delivery attempt in named stages: prepare (sign, headers) → attempt (HTTP) → decide →
+// record (attempt log, final outcome, endpoint health) → schedule (the retry, on a tier topic).
+// `decide` is the one place that turns an attempt's result into succeed / retry / fail.
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type Link } from '@opentelemetry/api';
 import { signature256, standardSignatureHeader } from '@hookline/signing';
 import { timeOrderedId, type Logger } from '@hookline/service-kit';
@@ -9,20 +9,15 @@ import { NO_DELIVERY_METRICS, type DeliveryMetrics } from '../metrics';
 import { webhookBody } from '@hookline/schemas';
 import type { HttpAttempter, HttpRequest, HttpResult } from './http-attempt';
 import { parseRetryAfter, type RetryPolicy } from './retry-policy';
-import type { AttemptDoc, DeliveryDoc, DispatcherModels } from '../store/models';
-import { OutcomeWriter, type DeliveryOutcome, type DeliveryTrack } from '../store/outcome-writer';
+import type { AttemptDoc, DispatcherModels } from '../store/models';
+import { OutcomeWriter, type OutcomeRecord, type Recorded } from '../store/outcome-writer';
 import type { Subscriber, SubscriberSource } from '../subscribers/subscriber-cache';
 import type { OperationalEvents } from '../operations/operational-events';
+import { deliveryIdOf, type EventData, type Task, type Waiting } from '../retry/tasks';
+
+export type { EventData } from '../retry/tasks';
 
 export const USER_AGENT = 'Hookline-Webhooks/0.1';
-
-export interface EventData {
-  id: string;
-  workspaceId: string;
-  type: string;
-  createdAt: Date;
-  payload: Buffer;
-}
 
 export type AttemptResult = { kind: 'delivered' } | { kind: 'failed'; retryable: boolean; reason: string; retryAfterMs?: number; gone?: boolean };
 
@@ -78,7 +73,7 @@ export function decide(result: AttemptResult, attemptsMade: number, policy: Retr
 }
 
 export function attemptDoc(
-  base: { workspaceId: string; endpointId: string; eventId: string; eventType: string; kind: 'live' | 'test'; attemptNumber: number; url: string },
+  base: { workspaceId: string; endpointId: string; eventId: string; eventType: string; eventCreatedAt: Date; kind: 'live' | 'test'; attemptNumber: number; url: string; nextAttemptAt?: Date | null },
   req: HttpRequest,
   result: HttpResult,
   succeeded: boolean,
@@ -88,6 +83,8 @@ export function attemptDoc(
   const common = {
     _id: timeOrderedId('att', startedAt.getTime()),
     ...base,
+    deliveryId: `${base.eventId}|${base.endpointId}`,
+    nextAttemptAt: base.nextAttemptAt ?? null,
     outcome: succeeded ? ('succeeded' as const) : ('failed' as const),
     requestHeaders: req.headers,
     resolvedIp: result.resolvedIp,
@@ -100,20 +97,20 @@ export function attemptDoc(
 }
 
 export interface PipelineDeps {
-  models: DispatcherModels;
+  models: Pick<DispatcherModels, 'delivered' | 'health'>;
   http: HttpAttempter;
   subscribers: SubscriberSource;
   policy: RetryPolicy;
   control: EndpointControl;
   ops: OperationalEvents;
-  owner: string;
+  /** Where the next attempt of a delivery waits (the retry tiers). */
+  waiting: Waiting;
+  writer: OutcomeWriter;
   retentionMs: number;
   autoDisableAfterMs: number;
   log: Logger;
   now?: () => number;
   metrics?: DeliveryMetrics;
-  /** Groups outcome writes; defaults to one over `models`. */
-  writer?: OutcomeWriter;
 }
 
 /** Where an attempt's span belongs: under the intake that queued it, or a new trace linked to the original. */
@@ -122,118 +119,181 @@ export interface AttemptTrace {
   links?: Link[];
 }
 
+/** What an attempt left to record; `record()` moves it forward and may be called again after it threw. */
+export interface Attempted {
+  task: Task;
+  decision: Decision | { kind: 'skipped'; reason: string };
+  outcome: OutcomeRecord;
+  /** The retry to schedule, if the decision is to retry. */
+  next?: Task;
+  /** Steps already done, so a record() that threw half-way does not redo them. */
+  done: { recorded?: Recorded; scheduled?: boolean; endpoint?: boolean };
+}
+
+/** An endpoint's failure streak as this replica last read or wrote it. */
+interface Streak {
+  since: Date;
+  checkedAt: number;
+}
+
+/** How long a failure streak read from the database is trusted before it is read again. */
+const STREAK_REFRESH_MS = 30_000;
+
 export class DeliveryPipeline {
   private readonly now: () => number;
   private readonly metrics: DeliveryMetrics;
-  private readonly writer: OutcomeWriter;
+  private readonly streaks = new Map<string, Streak>();
   constructor(private readonly d: PipelineDeps) {
     this.now = d.now ?? Date.now;
     this.metrics = d.metrics ?? NO_DELIVERY_METRICS;
-    this.writer = d.writer ?? new OutcomeWriter(d.models, this.now);
   }
 
   /**
-   * Runs one attempt of a delivery and records its outcome. The delivery is either a leased
-   * document or, with `track`, held in memory only (then its outcome is inserted unless
-   * the track says it has been recorded since). Throws only on storage faults.
+   * Stages prepare → attempt → decide for one task. `attempted` is called once the HTTP exchange
+   * is over (the endpoint's slot is free), before anything is written. Throws only when the
+   * registry cannot say who the subscribers are (nothing was sent then).
    */
-  run(delivery: DeliveryDoc, event: EventData, t: AttemptTrace = {}, track?: DeliveryTrack, attempted?: () => void): Promise<Decision> {
-    // A retry from the scheduler (links, no parent) starts its own trace, linked to the intake's.
+  attempt(task: Task, t: AttemptTrace = {}, attempted?: () => void): Promise<Attempted> {
+    // A retry (links, no parent) starts its own trace, linked to the intake's.
     const retry = !t.parent && t.links !== undefined;
     return withSpan(
       'webhook.deliver',
       {
         ...(t.parent ? { parent: t.parent } : retry ? { parent: ROOT_CONTEXT, root: true, links: t.links } : {}),
-        attributes: { 'hookline.event_id': event.id, 'hookline.event_type': event.type, 'hookline.workspace_id': delivery.workspaceId, 'hookline.endpoint_id': delivery.endpointId, 'hookline.attempt': delivery.attemptCount + 1 },
+        attributes: { 'hookline.event_id': task.event.id, 'hookline.event_type': task.event.type, 'hookline.workspace_id': task.event.workspaceId, 'hookline.endpoint_id': task.endpointId, 'hookline.attempt': task.attemptsMade + 1 },
       },
       async (span) => {
-        const decision = await this.deliver(delivery, event, track ? { doc: delivery, track } : undefined, attempted);
-        span.setAttribute('hookline.outcome', decision.kind);
-        return decision;
+        const a = await this.attemptIn(task, attempted);
+        span.setAttribute('hookline.outcome', a.decision.kind);
+        return a;
       },
     );
   }
 
-  /** `attempted` is called once the HTTP exchange is over (the endpoint's slot is free), before the outcome is written. */
-  private async deliver(delivery: DeliveryDoc, event: EventData, fresh: DeliveryOutcome['fresh'], attempted?: () => void): Promise<Decision> {
-    const subs = await this.d.subscribers.resolve(delivery.workspaceId, delivery.eventType);
-    const sub = subs.find((s) => s.endpointId === delivery.endpointId);
+  private async attemptIn(task: Task, attempted?: () => void): Promise<Attempted> {
+    const deliveryId = deliveryIdOf(task);
+    const { event } = task;
+    if (task.verify && (await this.d.models.delivered.exists({ _id: deliveryId }))) {
+      attempted?.();
+      return { task, decision: { kind: 'skipped', reason: 'delivered already' }, outcome: {}, done: {} };
+    }
+    const subs = await this.d.subscribers.resolve(event.workspaceId, event.type);
+    const sub = subs.find((s) => s.endpointId === task.endpointId);
+    const nowMs = this.now();
     if (!sub) {
+      attempted?.();
       // Deleted, disabled or unsubscribed since the event arrived: nothing to send to.
       const decision: Decision = { kind: 'failed', reason: 'endpoint deleted, disabled or no longer subscribed' };
-      await this.writer.record({ deliveryId: delivery._id, owner: this.d.owner, set: deliverySet(decision, delivery.attemptCount), ...(fresh ? { fresh } : {}) });
-      return decision;
+      return { task, decision, outcome: { failed: this.failedDoc(task, decision.reason, task.attemptsMade, nowMs) }, done: {} };
     }
-    const startedAt = new Date(this.now());
+    const startedAt = new Date(nowMs);
     const signSpan = tracer().startSpan('webhook.sign', { attributes: { 'hookline.secrets': sub.secrets.length, 'hookline.standard_webhooks': sub.standardWebhooks } });
     const req = prepare(event, sub, startedAt.getTime());
     signSpan.end();
-    const attemptsMade = delivery.attemptCount + 1;
-    const result = await attemptSpan(req, attemptsMade, () => this.d.http.send(req));
+    const attemptNumber = task.attemptsMade + 1;
+    const result = await attemptSpan(req, attemptNumber, () => this.d.http.send(req));
     attempted?.();
-    const decision = decide(classify(result, this.now()), attemptsMade, this.d.policy, this.now());
-    const status = result.kind === 'response' ? result.status : undefined;
-    this.metrics.attempt(decision.kind, status, result.durationMs);
-    if (decision.kind === 'succeeded') this.metrics.delivered(this.now() - event.createdAt.getTime());
+    const endMs = this.now();
+    const decision = decide(classify(result, endMs), attemptNumber, this.d.policy, endMs);
+    this.metrics.attempt(decision.kind, result.kind === 'response' ? result.status : undefined, result.durationMs);
+    if (decision.kind === 'succeeded') this.metrics.delivered(endMs - event.createdAt.getTime());
     else if (decision.kind === 'retry') this.metrics.retryScheduled();
-    const base = { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, eventId: event.id, eventType: event.type, kind: 'live' as const, attemptNumber: attemptsMade, url: sub.url };
     const succeeded = decision.kind === 'succeeded';
-    await this.writer.record({
-      deliveryId: delivery._id,
-      owner: this.d.owner,
-      attempt: attemptDoc(base, req, result, succeeded, startedAt, this.d.retentionMs),
-      set: deliverySet(decision, attemptsMade),
-      ...(succeeded ? { healthyEndpoint: { id: `${delivery.workspaceId}|${delivery.endpointId}`, workspaceId: delivery.workspaceId, endpointId: delivery.endpointId } } : {}),
-      ...(fresh ? { fresh } : {}),
-    });
-    if (decision.kind === 'failed' && decision.disableEndpoint) {
-      await this.d.control.disable(delivery.workspaceId, delivery.endpointId, decision.disableEndpoint);
-      this.metrics.endpointDisabled(decision.disableEndpoint);
-      await this.d.ops.endpointDisabled({ workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, reason: decision.disableEndpoint, at: new Date(this.now()) });
-    } else if (!succeeded) {
-      await this.recordFailureStreak(delivery);
+    const attempt = attemptDoc(
+      { workspaceId: event.workspaceId, endpointId: task.endpointId, eventId: event.id, eventType: event.type, eventCreatedAt: event.createdAt, kind: 'live', attemptNumber, url: sub.url, nextAttemptAt: decision.kind === 'retry' ? decision.at : null },
+      req,
+      result,
+      succeeded,
+      startedAt,
+      this.d.retentionMs,
+    );
+    const expiresAt = new Date(endMs + this.d.retentionMs);
+    const outcome: OutcomeRecord = { attempt };
+    if (succeeded) {
+      outcome.delivered = { _id: deliveryId, eventId: event.id, workspaceId: event.workspaceId, endpointId: task.endpointId, eventType: event.type, eventCreatedAt: event.createdAt, attemptCount: attemptNumber, deliveredAt: new Date(endMs), expiresAt };
+      outcome.healthyEndpoint = { id: `${event.workspaceId}|${task.endpointId}`, workspaceId: event.workspaceId, endpointId: task.endpointId };
+    } else if (decision.kind === 'failed') {
+      outcome.failed = this.failedDoc(task, decision.reason, attemptNumber, endMs);
     }
     this.d.log.info(
-      { eventId: event.id, endpointId: delivery.endpointId, attempt: attemptsMade, outcome: decision.kind, status: result.kind === 'response' ? result.status : 0, ms: result.durationMs, reason: 'reason' in decision ? decision.reason : undefined },
+      { eventId: event.id, endpointId: task.endpointId, attempt: attemptNumber, outcome: decision.kind, status: result.kind === 'response' ? result.status : 0, ms: result.durationMs, reason: 'reason' in decision ? decision.reason : undefined },
       'delivery attempt',
     );
-    return decision;
+    const next = decision.kind === 'retry' ? { ...task, attemptsMade: attemptNumber, dueAt: decision.at.getTime(), verify: false } : undefined;
+    return { task, decision, outcome, ...(next ? { next } : {}), done: {} };
+  }
+
+  private failedDoc(task: Task, reason: string, attemptCount: number, nowMs: number) {
+    const deliveryId = deliveryIdOf(task);
+    const { event } = task;
+    return { _id: `${deliveryId}|${attemptCount}`, deliveryId, eventId: event.id, workspaceId: event.workspaceId, endpointId: task.endpointId, eventType: event.type, eventCreatedAt: event.createdAt, attemptCount, reason, failedAt: new Date(nowMs), expiresAt: new Date(nowMs + this.d.retentionMs) };
+  }
+
+  /**
+   * Stages record → schedule: the attempt and the delivery's final outcome are inserted, the retry
+   * (if any) is produced to its tier, and the endpoint's health and failure streak are updated.
+   * Resolves once all of it is durable; throws on a storage or broker fault, and may then be called
+   * again with the same `a` (steps done are not redone).
+   */
+  async record(a: Attempted): Promise<void> {
+    if (a.decision.kind === 'skipped') return;
+    a.done.recorded ??= await this.d.writer.record(a.outcome);
+    // Another chain of this delivery recorded this attempt number first: that chain goes on alone.
+    if (a.next && a.done.recorded.attemptNew && !a.done.scheduled) {
+      await this.d.waiting.wait([a.next]);
+      a.done.scheduled = true;
+    }
+    if (a.done.endpoint) return;
+    const { workspaceId } = a.task.event;
+    const endpointId = a.task.endpointId;
+    if (a.decision.kind === 'failed' && a.decision.disableEndpoint) {
+      await this.d.control.disable(workspaceId, endpointId, a.decision.disableEndpoint);
+      this.metrics.endpointDisabled(a.decision.disableEndpoint);
+      await this.d.ops.endpointDisabled({ workspaceId, endpointId, reason: a.decision.disableEndpoint, at: new Date(this.now()) });
+    } else if (a.decision.kind === 'succeeded') {
+      this.streaks.delete(`${workspaceId}|${endpointId}`);
+    } else if (a.outcome.attempt) {
+      await this.recordFailureStreak(workspaceId, endpointId);
+    }
+    a.done.endpoint = true;
   }
 
   /**
    * Tracks failure streaks; disables an endpoint failing with no success for autoDisableAfterMs.
-   * The streak is closed with a conditional write, so of many failures (and replicas) crossing the
-   * line together exactly one disables the endpoint and announces it; the next streak (should the
-   * owner re-enable the endpoint) starts from the next failure.
+   * The streak's start is read (or opened) once and trusted for STREAK_REFRESH_MS, so a failure
+   * storm costs no write per failure. The streak is closed with a conditional write, so of many
+   * failures (and replicas) crossing the line together one disables the endpoint and announces it;
+   * the next streak (should the owner re-enable the endpoint) starts from the next failure.
    */
-  private async recordFailureStreak(delivery: DeliveryDoc): Promise<void> {
-    const _id = `${delivery.workspaceId}|${delivery.endpointId}`;
-    this.writer.forgetHealthy(_id);
-    const now = new Date(this.now());
-    const doc = await this.d.models.health
-      .findOneAndUpdate({ _id }, { $setOnInsert: { workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, lastSuccessAt: null, failingSince: now } }, { upsert: true, new: true })
-      .lean();
-    const since = doc?.failingSince ?? null;
-    if (!since) {
-      await this.d.models.health.updateOne({ _id, failingSince: null }, { $set: { failingSince: now } });
-      return;
+  private async recordFailureStreak(workspaceId: string, endpointId: string): Promise<void> {
+    const _id = `${workspaceId}|${endpointId}`;
+    const nowMs = this.now();
+    const now = new Date(nowMs);
+    let streak = this.streaks.get(_id);
+    // Read again before acting on a cached streak: another replica may have closed it with a success.
+    const crossing = streak !== undefined && nowMs - streak.since.getTime() >= this.d.autoDisableAfterMs;
+    if (!streak || crossing || nowMs - streak.checkedAt > STREAK_REFRESH_MS) {
+      this.d.writer.forgetHealthy(_id);
+      const doc = await this.d.models.health
+        .findOneAndUpdate({ _id }, { $setOnInsert: { workspaceId, endpointId, lastSuccessAt: null, failingSince: now } }, { upsert: true, new: true })
+        .lean();
+      let since = doc?.failingSince ?? null;
+      if (!since) {
+        await this.d.models.health.updateOne({ _id, failingSince: null }, { $set: { failingSince: now } });
+        since = now;
+      }
+      this.streaks.set(_id, (streak = { since, checkedAt: nowMs }));
     }
-    if (now.getTime() - since.getTime() < this.d.autoDisableAfterMs) return;
+    if (nowMs - streak.since.getTime() < this.d.autoDisableAfterMs) return;
     // Registry first: if it is unavailable this throws, the streak stays open and the next failure tries again.
-    await this.d.control.disable(delivery.workspaceId, delivery.endpointId, 'failing');
-    const closed = await this.d.models.health.updateOne({ _id, failingSince: since }, { $set: { failingSince: null, disabledAt: now } });
+    await this.d.control.disable(workspaceId, endpointId, 'failing');
+    const closed = await this.d.models.health.updateOne({ _id, failingSince: streak.since }, { $set: { failingSince: null, disabledAt: now } });
+    this.streaks.delete(_id);
     if (closed.modifiedCount === 1) {
       this.metrics.endpointDisabled('failing');
-      await this.d.ops.endpointDisabled({ workspaceId: delivery.workspaceId, endpointId: delivery.endpointId, reason: 'failing', failingSince: since, at: now });
+      await this.d.ops.endpointDisabled({ workspaceId, endpointId, reason: 'failing', failingSince: streak.since, at: now });
     }
   }
-}
-
-/** The delivery's new state after a decision (the writer adds the lease release). */
-export function deliverySet(decision: Decision, attemptCount: number): DeliveryOutcome['set'] {
-  if (decision.kind === 'retry') return { state: 'pending', nextAttemptAt: decision.at, lastError: decision.reason, attemptCount };
-  if (decision.kind === 'succeeded') return { state: 'succeeded', nextAttemptAt: null, lastError: '', attemptCount };
-  return { state: 'failed', nextAttemptAt: null, lastError: decision.reason, attemptCount };
 }
 
 /**

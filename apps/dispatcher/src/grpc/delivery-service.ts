@@ -2,11 +2,11 @@
 import { deliveryV1 } from '@hookline/proto';
 import { notFound, timeOrderedId, Violations, type AsyncService } from '@hookline/service-kit';
 import { eventTypeProblem, workspaceIdProblem } from '@hookline/schemas';
-import type { AttemptDoc, DeliveredDoc, DeliveryDoc, DispatcherModels } from '../store/models';
-import { insertIgnoringDuplicates } from '../store/insert';
+import { payloadBytes, type AttemptDoc, type DispatcherModels, type EventDoc, type FailedDoc } from '../store/models';
 import type { HttpAttempter } from '../delivery/http-attempt';
 import { attemptDoc, prepare } from '../delivery/pipeline';
 import type { SubscriberSource } from '../subscribers/subscriber-cache';
+import type { Task, Waiting } from '../retry/tasks';
 
 export interface ExampleSource {
   /** The catalog example for an event type; undefined when the type does not exist. */
@@ -18,9 +18,9 @@ export interface DeliveryServiceDeps {
   http: HttpAttempter;
   subscribers: SubscriberSource;
   examples: ExampleSource;
+  /** Where manual retries and recovered deliveries wait for their attempt (the shortest retry tier, due now). */
+  waiting: Waiting;
   retentionMs: number;
-  /** Wakes the scheduler so a manual retry does not wait for the next tick. */
-  kick: () => void;
 }
 
 const MAX_PAGE = 500;
@@ -53,42 +53,27 @@ export function toAttempt(a: AttemptDoc): deliveryV1.Attempt {
   };
 }
 
-const toDelivery = (d: DeliveryDoc): deliveryV1.Delivery => ({
-  eventId: d.eventId,
-  endpointId: d.endpointId,
-  state: STATE[d.state],
-  attemptCount: d.attemptCount,
-  nextAttemptTime: d.nextAttemptAt ?? undefined,
-});
-
 function scope(v: Violations, workspaceId: string, endpointId: string): void {
   const p = workspaceIdProblem(workspaceId);
   if (p) v.add('workspace_id', p);
   if (!endpointId) v.add('endpoint_id', 'is required');
 }
 
-async function redeliver(models: DispatcherModels, id: string, workspaceId: string, now: Date): Promise<DeliveryDoc | undefined> {
-  const done = await models.delivered.findOne({ _id: id, workspaceId }).lean<DeliveredDoc>();
-  if (!done) return undefined;
-  const doc: DeliveryDoc = {
-    _id: done._id,
-    eventId: done.eventId,
-    workspaceId: done.workspaceId,
-    endpointId: done.endpointId,
-    eventType: done.eventType,
-    eventCreatedAt: done.eventCreatedAt,
-    state: 'pending',
-    attemptCount: done.attemptCount,
-    nextAttemptAt: now,
-    leaseOwner: '',
-    leaseUntil: new Date(0),
-    lastError: '',
-    updatedAt: now,
-    expiresAt: done.expiresAt,
-  };
-  await insertIgnoringDuplicates(models.deliveries, [doc]);
-  // Inserted concurrently by another call (or a retry already made it a document): that one stands.
-  return (await models.deliveries.findById(id).lean<DeliveryDoc>()) ?? doc;
+const eventData = (e: EventDoc) => ({ id: e._id, workspaceId: e.workspaceId, type: e.eventType, createdAt: e.createdAt, payload: payloadBytes(e.payload) });
+
+/**
+ * Attempts made of one delivery so far, from its latest attempt or outcome; undefined when the
+ * delivery is unknown (never attempted, or expired).
+ */
+async function attemptsMade(models: DispatcherModels, workspaceId: string, endpointId: string, eventId: string): Promise<number | undefined> {
+  const id = `${eventId}|${endpointId}`;
+  const [latest, done, failed] = await Promise.all([
+    models.attempts.findOne({ workspaceId, endpointId, eventId, kind: 'live' }, { attemptNumber: 1 }).sort({ _id: -1 }).lean<Pick<AttemptDoc, 'attemptNumber'>>(),
+    models.delivered.findOne({ _id: id, workspaceId }, { attemptCount: 1 }).lean<{ attemptCount: number }>(),
+    models.failed.findOne({ deliveryId: id, workspaceId }, { attemptCount: 1 }).sort({ attemptCount: -1 }).lean<Pick<FailedDoc, 'attemptCount'>>(),
+  ]);
+  if (!latest && !done && !failed) return undefined;
+  return Math.max(latest?.attemptNumber ?? 0, done?.attemptCount ?? 0, failed?.attemptCount ?? 0);
 }
 
 export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliveryV1.DeliveryServiceServer> {
@@ -110,7 +95,7 @@ export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliver
       const result = await deps.http.send(request);
       const ok = result.kind === 'response' && result.status >= 200 && result.status < 300;
       const doc = attemptDoc(
-        { workspaceId: req.workspaceId, endpointId: req.endpointId, eventId: event.id, eventType: req.eventType, kind: 'test', attemptNumber: 1, url: sub.url },
+        { workspaceId: req.workspaceId, endpointId: req.endpointId, eventId: event.id, eventType: req.eventType, eventCreatedAt: startedAt, kind: 'test', attemptNumber: 1, url: sub.url },
         request,
         result,
         ok,
@@ -164,24 +149,17 @@ export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliver
       scope(v, req.workspaceId, req.endpointId);
       if (!req.eventId) v.add('event_id', 'is required');
       v.throwIfAny();
-      const now = new Date();
-      const id = `${req.eventId}|${req.endpointId}`;
-      // A delivery leased right now is being attempted already: leave its lease alone (resetting
-      // it would let a second replica attempt it at the same time and drop the first outcome).
-      const updated =
-        (await models.deliveries
-          .findOneAndUpdate(
-            { _id: id, workspaceId: req.workspaceId, $or: [{ state: { $ne: 'pending' } }, { leaseUntil: { $lte: now } }] },
-            { $set: { state: 'pending', nextAttemptAt: now, leaseOwner: '', leaseUntil: new Date(0), updatedAt: now } },
-            { new: true },
-          )
-          .lean<DeliveryDoc>()) ?? (await models.deliveries.findOne({ _id: id, workspaceId: req.workspaceId }).lean<DeliveryDoc>());
-      // Deliveries that succeeded at their first attempt live in `delivered`: sending one again
-      // makes it a document in `deliveries`, due now.
-      const again = updated ?? (await redeliver(models, id, req.workspaceId, now));
-      if (!again) throw notFound(`no delivery of event ${req.eventId} to endpoint ${req.endpointId} in workspace ${req.workspaceId}`);
-      deps.kick();
-      return { delivery: toDelivery(again) };
+      const [event, made] = await Promise.all([
+        models.events.findOne({ _id: req.eventId, workspaceId: req.workspaceId }).lean<EventDoc>(),
+        attemptsMade(models, req.workspaceId, req.endpointId, req.eventId),
+      ]);
+      if (!event || made === undefined) throw notFound(`no delivery of event ${req.eventId} to endpoint ${req.endpointId} in workspace ${req.workspaceId}`);
+      // One more attempt, due now, through the shortest tier like any waiting work. Should a
+      // scheduled retry of the same delivery come due too, both make attempt `made + 1`: the one
+      // recorded second stops there (the attempt-number index), so the chains do not double.
+      const now = Date.now();
+      await deps.waiting.wait([{ event: eventData(event), endpointId: req.endpointId, attemptsMade: made, dueAt: now, verify: false }]);
+      return { delivery: { eventId: req.eventId, endpointId: req.endpointId, state: STATE.pending, attemptCount: made, nextAttemptTime: new Date(now) } };
     },
 
     async recoverEndpoint(req) {
@@ -191,12 +169,24 @@ export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliver
       else if (req.since.getTime() < Date.now() - MAX_RECOVER_MS) v.add('since', 'must be within the last 14 days');
       else if (req.since.getTime() > Date.now()) v.add('since', 'must not be in the future');
       v.throwIfAny();
-      const r = await models.deliveries.updateMany(
-        { workspaceId: req.workspaceId, endpointId: req.endpointId, state: 'failed', eventCreatedAt: { $gte: req.since! } },
-        { $set: { state: 'pending', nextAttemptAt: new Date(), leaseOwner: '', leaseUntil: new Date(0), updatedAt: new Date() } },
-      );
-      deps.kick();
-      return { deliveriesRequeued: r.modifiedCount };
+      // Deliveries that ended without success, less those that succeeded since (a manual retry).
+      const ended = await models.failed.find({ workspaceId: req.workspaceId, endpointId: req.endpointId, eventCreatedAt: { $gte: req.since! } }).lean<FailedDoc[]>();
+      const latest = new Map<string, FailedDoc>();
+      for (const f of ended) if ((latest.get(f.deliveryId)?.attemptCount ?? -1) < f.attemptCount) latest.set(f.deliveryId, f);
+      const candidates = [...latest.values()];
+      // Lookups by _id: FerretDB answers those from its primary key (it scans for `$in`).
+      const delivered = await Promise.all(candidates.map((f) => models.delivered.exists({ _id: f.deliveryId })));
+      const todo = candidates.filter((_, i) => !delivered[i]);
+      const events = await Promise.all([...new Set(todo.map((f) => f.eventId))].map((id) => models.events.findById(id).lean<EventDoc>()));
+      const byId = new Map(events.filter((e): e is EventDoc => e !== null).map((e) => [e._id, e]));
+      const now = Date.now();
+      const tasks: Task[] = todo.flatMap((f) => {
+        const e = byId.get(f.eventId);
+        // An event past retention cannot be sent again; it is not counted.
+        return e ? [{ event: eventData(e), endpointId: f.endpointId, attemptsMade: f.attemptCount, dueAt: now, verify: false }] : [];
+      });
+      await deps.waiting.wait(tasks);
+      return { deliveriesRequeued: tasks.length };
     },
   };
 }

@@ -1,10 +1,11 @@
-// The dispatcher's collections: events (payload stored once per event), deliveries (one event
-// to one endpoint that needs the database: retries, work spilled from memory, failures, with
-// state, next attempt and lease), delivered (first-attempt successes, written once and never
-// updated) and attempts (the log). A delivery that succeeds at its first attempt never touches
-// `deliveries`: it stays small, which matters where updates and filters scan the collection
-// (FerretDB), and the common case costs two grouped inserts. Expiry is a field plus a
-// sweeper so the same code runs on MongoDB and FerretDB (no TTL indexes there).
+// The dispatcher's collections, every one written by inserts only (FerretDB scans the
+// collection for every update or delete by _id; inserts are cheap, ~25,000 documents/s grouped):
+// events (payload stored once per event), attempts (the log: one document per HTTP attempt, which
+// says what became of the delivery: succeeded, failed and due again at nextAttemptAt, or failed
+// for good), delivered (one per successful delivery) and failed (one per delivery that ended
+// without success). Deliveries that wait are not documents: they are records on the retry tier
+// topics (retry/). A delivery's state is what its latest attempt says. Expiry is a field plus
+// a sweeper (store/retention.ts), or TTL indexes where the server has them.
 import { Schema, type Connection, type Model } from 'mongoose';
 
 export interface EventDoc {
@@ -16,40 +17,42 @@ export interface EventDoc {
   expiresAt: Date;
 }
 
-export type DeliveryStateName = 'pending' | 'succeeded' | 'failed';
-
-export interface DeliveryDoc {
-  /** `${eventId}|${endpointId}`: one delivery per pair, so redelivered Kafka records are no-ops. */
+/** A delivery that succeeded (`_id` = `${eventId}|${endpointId}`), written once and never updated. */
+export interface DeliveredDoc {
   _id: string;
   eventId: string;
   workspaceId: string;
   endpointId: string;
   eventType: string;
   eventCreatedAt: Date;
-  state: DeliveryStateName;
+  /** Attempts it took, this successful one included. */
   attemptCount: number;
-  nextAttemptAt: Date | null;
-  /** Replica holding the delivery until leaseUntil; others wait for the lease to lapse. */
-  leaseOwner: string;
-  leaseUntil: Date;
-  lastError: string;
-  updatedAt: Date;
+  deliveredAt: Date;
   expiresAt: Date;
-  /** W3C traceparent of the intake that created it (only with tracing on): retries link to that trace. */
-  traceparent?: string;
-  /**
-   * Written for a Kafka record seen again (a rebalance or crash before its offset was committed):
-   * the replica that had it may have delivered it already, so before attempting, the scheduler
-   * looks for it in `delivered`.
-   */
-  verify?: boolean;
 }
 
-/** A delivery that succeeded at its first attempt (`_id` as in deliveries). */
-export type DeliveredDoc = Pick<DeliveryDoc, '_id' | 'eventId' | 'workspaceId' | 'endpointId' | 'eventType' | 'eventCreatedAt' | 'attemptCount' | 'expiresAt'> & { deliveredAt: Date };
+/**
+ * A delivery that ended without success (retries exhausted, 410, endpoint deleted or disabled).
+ * `_id` = `${deliveryId}|${attemptCount}`: a delivery recovered and failed again has one per end.
+ */
+export interface FailedDoc {
+  _id: string;
+  deliveryId: string;
+  eventId: string;
+  workspaceId: string;
+  endpointId: string;
+  eventType: string;
+  eventCreatedAt: Date;
+  attemptCount: number;
+  reason: string;
+  failedAt: Date;
+  expiresAt: Date;
+}
 
 export interface AttemptDoc {
   _id: string;
+  /** `${eventId}|${endpointId}`; unique with attemptNumber for live attempts (see the index). */
+  deliveryId: string;
   workspaceId: string;
   endpointId: string;
   eventId: string;
@@ -66,6 +69,9 @@ export interface AttemptDoc {
   responseBodyTruncated: boolean;
   durationMs: number;
   error: string;
+  /** When the next attempt is due, for a failed attempt that will be retried; null otherwise. */
+  nextAttemptAt: Date | null;
+  eventCreatedAt: Date;
   createdAt: Date;
   expiresAt: Date;
 }
@@ -84,8 +90,8 @@ export interface EndpointHealthDoc {
 
 export interface DispatcherModels {
   events: Model<EventDoc>;
-  deliveries: Model<DeliveryDoc>;
   delivered: Model<DeliveredDoc>;
+  failed: Model<FailedDoc>;
   attempts: Model<AttemptDoc>;
   health: Model<EndpointHealthDoc>;
 }
@@ -99,40 +105,24 @@ export function dispatcherModels(db: Connection): DispatcherModels {
   );
   events.index({ expiresAt: 1 });
 
-  const deliveries = new Schema<DeliveryDoc>(
-    {
-      _id: String,
-      eventId: String,
-      workspaceId: String,
-      endpointId: String,
-      eventType: String,
-      eventCreatedAt: Date,
-      state: String,
-      attemptCount: Number,
-      nextAttemptAt: Date,
-      leaseOwner: String,
-      leaseUntil: Date,
-      lastError: String,
-      updatedAt: Date,
-      expiresAt: Date,
-      traceparent: String,
-      verify: Boolean,
-    },
-    opts('deliveries'),
-  );
-  deliveries.index({ state: 1, nextAttemptAt: 1 });
-  deliveries.index({ workspaceId: 1, endpointId: 1, state: 1, eventCreatedAt: 1 });
-  deliveries.index({ expiresAt: 1 });
-
   const delivered = new Schema<DeliveredDoc>(
     { _id: String, eventId: String, workspaceId: String, endpointId: String, eventType: String, eventCreatedAt: Date, attemptCount: Number, deliveredAt: Date, expiresAt: Date },
     opts('delivered'),
   );
   delivered.index({ expiresAt: 1 });
+  delivered.index({ workspaceId: 1, endpointId: 1, eventCreatedAt: 1 });
+
+  const failed = new Schema<FailedDoc>(
+    { _id: String, deliveryId: String, eventId: String, workspaceId: String, endpointId: String, eventType: String, eventCreatedAt: Date, attemptCount: Number, reason: String, failedAt: Date, expiresAt: Date },
+    opts('failed'),
+  );
+  failed.index({ workspaceId: 1, endpointId: 1, eventCreatedAt: 1 });
+  failed.index({ expiresAt: 1 });
 
   const attempts = new Schema<AttemptDoc>(
     {
       _id: String,
+      deliveryId: String,
       workspaceId: String,
       endpointId: String,
       eventId: String,
@@ -149,11 +139,18 @@ export function dispatcherModels(db: Connection): DispatcherModels {
       responseBodyTruncated: Boolean,
       durationMs: Number,
       error: String,
+      nextAttemptAt: Date,
+      eventCreatedAt: Date,
       createdAt: Date,
       expiresAt: Date,
     },
     opts('attempts'),
   );
+  // One attempt number per delivery: two chains of the same delivery (a Kafka record read again
+  // after a crash, a manual retry racing a scheduled one) collide on their next attempt, and the
+  // one whose insert loses stops (it schedules no retry). Unique indexes are enforced by MongoDB
+  // and FerretDB alike.
+  attempts.index({ deliveryId: 1, attemptNumber: 1 }, { unique: true });
   attempts.index({ workspaceId: 1, endpointId: 1, _id: -1 });
   attempts.index({ expiresAt: 1 });
 
@@ -164,8 +161,8 @@ export function dispatcherModels(db: Connection): DispatcherModels {
 
   return {
     events: db.model<EventDoc>('Event', events),
-    deliveries: db.model<DeliveryDoc>('Delivery', deliveries),
     delivered: db.model<DeliveredDoc>('Delivered', delivered),
+    failed: db.model<FailedDoc>('Failed', failed),
     attempts: db.model<AttemptDoc>('Attempt', attempts),
     health: db.model<EndpointHealthDoc>('EndpointHealth', health),
   };

@@ -315,6 +315,43 @@ export interface RecoverEndpointResponse {
   deliveriesRequeued: number;
 }
 
+/**
+ * Value of a record on a retry tier topic (webhooks.retry.<delay>.v1, key
+ * "workspace_id|endpoint_id"): one delivery waiting for its next attempt. Internal to the
+ * dispatchers; the due time and the attempt number also travel in the record headers
+ * `hookline-due-at` (milliseconds since the epoch) and `hookline-attempt`, so a consumer can tell
+ * whether the head of a partition is due without decoding it.
+ */
+export interface DeliveryTask {
+  /** Event id (X-Webhook-Id). */
+  eventId: string;
+  /** Tenant id. */
+  workspaceId: string;
+  /** Catalog name. */
+  eventType: string;
+  /** The published JSON payload, byte for byte. */
+  payload: Buffer;
+  /** When ingest accepted the event. */
+  eventCreateTime:
+    | Date
+    | undefined;
+  /** Target endpoint. */
+  endpointId: string;
+  /** Attempts already made (the next one is attempts_made + 1). */
+  attemptsMade: number;
+  /** Not attempted before this time. */
+  dueTime:
+    | Date
+    | undefined;
+  /**
+   * The delivery may have succeeded already (its Kafka record was read again after a rebalance or
+   * a crash): look for it among succeeded deliveries before attempting.
+   */
+  verify: boolean;
+  /** W3C traceparent of the intake that created the delivery; the attempt's trace links to it. */
+  traceparent: string;
+}
+
 function createBaseAttempt(): Attempt {
   return {
     id: "",
@@ -2104,6 +2141,258 @@ export const RecoverEndpointResponse: MessageFns<RecoverEndpointResponse> = {
   },
 };
 
+function createBaseDeliveryTask(): DeliveryTask {
+  return {
+    eventId: "",
+    workspaceId: "",
+    eventType: "",
+    payload: Buffer.alloc(0),
+    eventCreateTime: undefined,
+    endpointId: "",
+    attemptsMade: 0,
+    dueTime: undefined,
+    verify: false,
+    traceparent: "",
+  };
+}
+
+export const DeliveryTask: MessageFns<DeliveryTask> = {
+  encode(message: DeliveryTask, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.eventId !== "") {
+      writer.uint32(10).string(message.eventId);
+    }
+    if (message.workspaceId !== "") {
+      writer.uint32(18).string(message.workspaceId);
+    }
+    if (message.eventType !== "") {
+      writer.uint32(26).string(message.eventType);
+    }
+    if (message.payload.length !== 0) {
+      writer.uint32(34).bytes(message.payload);
+    }
+    if (message.eventCreateTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.eventCreateTime), writer.uint32(42).fork()).join();
+    }
+    if (message.endpointId !== "") {
+      writer.uint32(50).string(message.endpointId);
+    }
+    if (message.attemptsMade !== 0) {
+      writer.uint32(56).int32(message.attemptsMade);
+    }
+    if (message.dueTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.dueTime), writer.uint32(66).fork()).join();
+    }
+    if (message.verify !== false) {
+      writer.uint32(72).bool(message.verify);
+    }
+    if (message.traceparent !== "") {
+      writer.uint32(82).string(message.traceparent);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeliveryTask {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeliveryTask();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.eventId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workspaceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.eventType = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.payload = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.eventCreateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.endpointId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.attemptsMade = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.dueTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.verify = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeliveryTask {
+    return {
+      eventId: isSet(object.eventId)
+        ? globalThis.String(object.eventId)
+        : isSet(object.event_id)
+        ? globalThis.String(object.event_id)
+        : "",
+      workspaceId: isSet(object.workspaceId)
+        ? globalThis.String(object.workspaceId)
+        : isSet(object.workspace_id)
+        ? globalThis.String(object.workspace_id)
+        : "",
+      eventType: isSet(object.eventType)
+        ? globalThis.String(object.eventType)
+        : isSet(object.event_type)
+        ? globalThis.String(object.event_type)
+        : "",
+      payload: isSet(object.payload) ? Buffer.from(bytesFromBase64(object.payload)) : Buffer.alloc(0),
+      eventCreateTime: isSet(object.eventCreateTime)
+        ? fromJsonTimestamp(object.eventCreateTime)
+        : isSet(object.event_create_time)
+        ? fromJsonTimestamp(object.event_create_time)
+        : undefined,
+      endpointId: isSet(object.endpointId)
+        ? globalThis.String(object.endpointId)
+        : isSet(object.endpoint_id)
+        ? globalThis.String(object.endpoint_id)
+        : "",
+      attemptsMade: isSet(object.attemptsMade)
+        ? globalThis.Number(object.attemptsMade)
+        : isSet(object.attempts_made)
+        ? globalThis.Number(object.attempts_made)
+        : 0,
+      dueTime: isSet(object.dueTime)
+        ? fromJsonTimestamp(object.dueTime)
+        : isSet(object.due_time)
+        ? fromJsonTimestamp(object.due_time)
+        : undefined,
+      verify: isSet(object.verify) ? globalThis.Boolean(object.verify) : false,
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
+    };
+  },
+
+  toJSON(message: DeliveryTask): unknown {
+    const obj: any = {};
+    if (message.eventId !== "") {
+      obj.eventId = message.eventId;
+    }
+    if (message.workspaceId !== "") {
+      obj.workspaceId = message.workspaceId;
+    }
+    if (message.eventType !== "") {
+      obj.eventType = message.eventType;
+    }
+    if (message.payload.length !== 0) {
+      obj.payload = base64FromBytes(message.payload);
+    }
+    if (message.eventCreateTime !== undefined) {
+      obj.eventCreateTime = message.eventCreateTime.toISOString();
+    }
+    if (message.endpointId !== "") {
+      obj.endpointId = message.endpointId;
+    }
+    if (message.attemptsMade !== 0) {
+      obj.attemptsMade = Math.round(message.attemptsMade);
+    }
+    if (message.dueTime !== undefined) {
+      obj.dueTime = message.dueTime.toISOString();
+    }
+    if (message.verify !== false) {
+      obj.verify = message.verify;
+    }
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeliveryTask>, I>>(base?: I): DeliveryTask {
+    return DeliveryTask.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeliveryTask>, I>>(object: I): DeliveryTask {
+    const message = createBaseDeliveryTask();
+    message.eventId = object.eventId ?? "";
+    message.workspaceId = object.workspaceId ?? "";
+    message.eventType = object.eventType ?? "";
+    message.payload = object.payload ?? Buffer.alloc(0);
+    message.eventCreateTime = object.eventCreateTime ?? undefined;
+    message.endpointId = object.endpointId ?? "";
+    message.attemptsMade = object.attemptsMade ?? 0;
+    message.dueTime = object.dueTime ?? undefined;
+    message.verify = object.verify ?? false;
+    message.traceparent = object.traceparent ?? "";
+    return message;
+  },
+};
+
 /**
  * DeliveryService is served by the dispatchers: test sends, the attempt log, and manual
  * recovery. Every call is scoped by workspace_id.
@@ -2280,6 +2569,14 @@ export const DeliveryServiceClient = makeGenericClientConstructor(
   service: typeof DeliveryServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

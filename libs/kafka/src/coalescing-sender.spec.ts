@@ -1,5 +1,5 @@
 import type { Message, ProducerRecord } from 'kafkajs';
-import { CoalescingSender } from './event-publisher';
+import { CoalescingSender } from './coalescing-sender';
 
 /** A producer whose sends the test finishes by hand, one at a time, in order. */
 function manualProducer() {
