@@ -11,7 +11,7 @@ import { DeliveryPipeline, type EventData } from '../src/delivery/pipeline';
 import { ScheduleRetryPolicy } from '../src/delivery/retry-policy';
 import { KafkaOperationalEvents } from '../src/operations/operational-events';
 import { RegistryControl } from '../src/registry-client';
-import type { DeliveryDoc } from '../src/store/models';
+import { OutcomeWriter } from '../src/store/outcome-writer';
 import { RegistrySubscribers } from '../src/subscribers/subscriber-cache';
 import { createEndpoint, EVENT_TYPE, startPlatform, topicReader, type Platform } from './harness';
 
@@ -57,12 +57,14 @@ describe('auto-disable after failing without a success', () => {
     let clock = Date.now();
     const pipeline = new DeliveryPipeline({
       models: p.models,
+      writer: new OutcomeWriter(p.models),
+      // The retry of each failure is not followed here: the test makes every attempt itself.
+      waiting: { wait: async () => undefined },
       http,
       subscribers: new RegistrySubscribers(client),
       control: new RegistryControl(client),
       ops: new KafkaOperationalEvents(producer, topic, 'test', createLogger('test', 'silent')),
       policy: new ScheduleRetryPolicy([60_000], 0),
-      owner: 'test-owner',
       retentionMs: DAY,
       autoDisableAfterMs: 5 * DAY,
       log: createLogger('test', 'silent'),
@@ -70,12 +72,9 @@ describe('auto-disable after failing without a success', () => {
     });
     const attempt = async () => {
       const event: EventData = { id: timeOrderedId('evt'), workspaceId: ws, type: EVENT_TYPE, createdAt: new Date(clock), payload: Buffer.from('{"order_id":"x"}') };
-      const d: DeliveryDoc = {
-        _id: `${event.id}|${ep.id}`, eventId: event.id, workspaceId: ws, endpointId: ep.id, eventType: EVENT_TYPE, eventCreatedAt: event.createdAt, state: 'pending', attemptCount: 0,
-        nextAttemptAt: new Date(clock), leaseOwner: 'test-owner', leaseUntil: new Date(clock + 60_000), lastError: '', updatedAt: new Date(clock), expiresAt: new Date(clock + DAY),
-      };
-      await p.models.deliveries.create(d);
-      return pipeline.run(d, event);
+      const attempted = await pipeline.attempt({ event, endpointId: ep.id, attemptsMade: 0, dueAt: clock, verify: false });
+      await pipeline.record(attempted);
+      return attempted.decision;
     };
     const enabled = async () => (await rpc(client.getEndpoint.bind(client), { workspaceId: ws, endpointId: ep.id })).endpoint!;
 

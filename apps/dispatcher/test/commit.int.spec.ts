@@ -1,10 +1,11 @@
-// When the dispatcher commits Kafka offsets, and what it writes: first-attempt successes go to
-// `delivered` (never `deliveries`), a slow endpoint is spilled to `deliveries` so the partition's
-// offset moves on, and a record met again (rebalance, crash) is not delivered twice.
+// When the dispatcher commits Kafka offsets, and what it writes: a first-attempt success is two
+// inserts (`attempts`, `delivered`) and nothing on a retry tier; deliveries queued behind a slow
+// endpoint go to the shortest tier so the partition's offset moves on; a record met again
+// (rebalance, crash) is not delivered twice.
 import { Kafka, logLevel, type Admin, type Producer } from 'kafkajs';
 import { eventsV1 } from '@hookline/proto';
 import { eventually, infraFromEnv, rpc, uniquePrefix } from '@hookline/testing';
-import { createEndpoint, EVENT_TYPE, publish, startPlatform, type Platform } from './harness';
+import { createEndpoint, EVENT_TYPE, outcomeOf, publish, startPlatform, type Platform } from './harness';
 
 jest.setTimeout(60_000);
 
@@ -24,8 +25,8 @@ describe('dispatcher offsets and the happy path', () => {
       TARGET_ALLOWLIST: '127.0.0.1/32',
       RETRY_SCHEDULE: '200ms,200ms',
       RETRY_JITTER_PERCENT: '0',
-      SCHEDULER_INTERVAL_MS: '100',
       SPILL_AFTER_MS: String(SPILL_AFTER_MS),
+      MAX_IN_FLIGHT_PER_ENDPOINT: '1',
       ATTEMPT_TIMEOUT_MS: String(ATTEMPT_TIMEOUT_MS),
       SHUTDOWN_DEADLINE_MS: '3000',
     });
@@ -41,12 +42,16 @@ describe('dispatcher offsets and the happy path', () => {
     await p?.stop();
   });
 
-  /** True once the group's committed offsets reach the end of every partition of the events topic. */
-  async function allCommitted(): Promise<boolean> {
-    const topic = p.env.KAFKA_TOPIC_EVENTS!;
-    const [ends, [committed]] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId: p.env.KAFKA_CONSUMER_GROUP!, topics: [topic] })]);
+  /** True once `groupId`'s committed offsets reach the end of every partition of `topic`. */
+  async function committedTo(topic: string, groupId: string): Promise<boolean> {
+    const [ends, [committed]] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
     return ends.every((e) => BigInt(committed!.partitions.find((c) => c.partition === e.partition)?.offset ?? '-1') >= BigInt(e.high) || e.high === '0');
   }
+  const allCommitted = () => committedTo(p.env.KAFKA_TOPIC_EVENTS!, p.env.KAFKA_CONSUMER_GROUP!);
+  /** The one retry tier of this suite's schedule (200ms). */
+  const tier = () => `${p.env.KAFKA_TOPIC_RETRY_PREFIX}.200ms.v1`;
+  const tierRecords = async () => (await admin.fetchTopicOffsets(tier())).reduce((n, o) => n + Number(o.high), 0);
+  const tierCommitted = () => committedTo(tier(), `${p.env.KAFKA_CONSUMER_GROUP}.retries`);
 
   /** Sends an events-topic record as event-ingest would (the same event again, or one the dispatcher has not seen). */
   async function sendRecord(eventId: string, workspaceId: string, payload: object): Promise<void> {
@@ -54,37 +59,32 @@ describe('dispatcher offsets and the happy path', () => {
     await producer.send({ topic: p.env.KAFKA_TOPIC_EVENTS!, messages: [{ key: workspaceId, value }] });
   }
 
-  it('a first-attempt success is recorded in `delivered` and the attempt log, never in `deliveries`, and its offset is committed', async () => {
+  it('a first-attempt success is recorded in `delivered` and the attempt log, nothing waits on a retry tier, and its offset is committed', async () => {
     const ws = workspace();
     const ep = await createEndpoint(p, ws, p.receiver.url('/ok'));
+    const before = await tierRecords();
     const eventId = await publish(p, ws, { order_id: 'o-ok' });
     const id = `${eventId}|${ep.id}`;
     const done = await eventually(() => p.models.delivered.findById(id).lean().then((d) => d ?? undefined), 15_000, 'the delivered record');
     expect(done).toMatchObject({ eventId, workspaceId: ws, endpointId: ep.id, eventType: EVENT_TYPE, attemptCount: 1 });
     expect(await p.models.attempts.countDocuments({ eventId, endpointId: ep.id, outcome: 'succeeded' })).toBe(1);
-    expect(await p.models.deliveries.findById(id).lean()).toBeNull();
     await eventually(async () => ((await allCommitted()) ? true : undefined), 10_000, 'the offsets to be committed');
+    expect(await tierRecords()).toBe(before);
   });
 
-  it('a slow endpoint does not hold its partition: the delivery is spilled to `deliveries` (leased) and the offset committed before the answer', async () => {
+  it('deliveries queued behind a slow endpoint go to the shortest tier after SPILL_AFTER_MS, so the offset moves on; each is delivered once', async () => {
     const ws = workspace();
-    p.receiver.behaviour.set('/slow', { status: 200, delayMs: 6_000 });
-    const ep = await createEndpoint(p, ws, p.receiver.url('/slow'));
-    const eventId = await publish(p, ws, { order_id: 'o-slow' });
-    const id = `${eventId}|${ep.id}`;
-    const spilled = await eventually(() => p.models.deliveries.findById(id).lean().then((d) => d ?? undefined), 10_000, 'the spilled delivery');
-    expect(spilled).toMatchObject({ state: 'pending', attemptCount: 0 });
-    expect(spilled.leaseOwner).not.toBe('');
-    await eventually(async () => ((await allCommitted()) ? true : undefined), 5_000, 'the offsets to be committed');
-    // Committed while the endpoint is still answering.
-    expect((await p.models.deliveries.findById(id).lean())?.state).toBe('pending');
-    const finished = await eventually(async () => {
-      const d = await p.models.deliveries.findById(id).lean();
-      return d?.state === 'succeeded' ? d : undefined;
-    }, 20_000, 'the slow delivery to succeed');
-    expect(finished).toMatchObject({ attemptCount: 1, leaseOwner: '' });
-    expect(await p.models.delivered.findById(id).lean()).toBeNull();
-    expect(p.receiver.on('/slow')).toHaveLength(1);
+    p.receiver.behaviour.set('/slow', { status: 200, delayMs: 1_500 });
+    await createEndpoint(p, ws, p.receiver.url('/slow'));
+    const before = await tierRecords();
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push(await publish(p, ws, { order_id: `o-slow-${i}` }));
+    // One in flight at a time (MAX_IN_FLIGHT_PER_ENDPOINT=1): the queued ones wait in the tier, not in memory.
+    await eventually(async () => ((await tierRecords()) > before ? true : undefined), 10_000, 'deliveries handed to the tier');
+    await eventually(async () => ((await allCommitted()) ? true : undefined), 10_000, 'the events offsets to be committed');
+    const got = await eventually(() => (new Set(p.receiver.on('/slow').map((r) => r.headers['x-webhook-id'])).size === 4 ? p.receiver.on('/slow') : undefined), 30_000, 'every slow delivery');
+    expect(got.map((r) => r.headers['x-webhook-id']).sort()).toEqual([...ids].sort());
+    await eventually(async () => ((await tierCommitted()) ? true : undefined), 10_000, 'the tier offsets to be committed');
   });
 
   it('a record met again after its delivery succeeded is checked against `delivered` and not sent twice', async () => {
@@ -93,13 +93,14 @@ describe('dispatcher offsets and the happy path', () => {
     const eventId = await publish(p, ws, { order_id: 'o-again' });
     const id = `${eventId}|${ep.id}`;
     await eventually(() => p.models.delivered.findById(id).lean().then((d) => d ?? undefined), 15_000, 'the first delivery');
+    const before = await tierRecords();
     await sendRecord(eventId, ws, { order_id: 'o-again' });
-    const verified = await eventually(async () => {
-      const d = await p.models.deliveries.findById(id).lean();
-      return d?.state === 'succeeded' ? d : undefined;
-    }, 20_000, 'the record met again to be verified as delivered');
-    expect(verified).toMatchObject({ verify: false, attemptCount: 1 });
+    // The record met again waits in the tier (verify), is checked after the grace, and is dropped.
+    await eventually(async () => ((await tierRecords()) > before ? true : undefined), 10_000, 'the record met again in the tier');
+    await new Promise((r) => setTimeout(r, SPILL_AFTER_MS + ATTEMPT_TIMEOUT_MS + 1_000));
+    await eventually(async () => ((await tierCommitted()) ? true : undefined), 15_000, 'the verified task to be committed');
     expect(p.receiver.on('/again')).toHaveLength(1);
+    expect(await p.models.attempts.countDocuments({ deliveryId: id })).toBe(1);
   });
 
   it('a record met again whose delivery never happened is delivered once, after the grace period', async () => {
@@ -114,12 +115,12 @@ describe('dispatcher offsets and the happy path', () => {
     expect(got!.headers['x-webhook-id']).toBe(eventId);
     // Not before the replica that had the record could have finished its attempt.
     expect(got!.receivedAt - sentAt).toBeGreaterThanOrEqual(SPILL_AFTER_MS + ATTEMPT_TIMEOUT_MS);
-    await eventually(async () => ((await p.models.deliveries.findById(`${eventId}|${ep.id}`).lean())?.state === 'succeeded' ? true : undefined), 10_000, 'succeeded');
+    await eventually(async () => ((await outcomeOf(p, `${eventId}|${ep.id}`))?.state === 'succeeded' ? true : undefined), 10_000, 'succeeded');
     await new Promise((r) => setTimeout(r, 500));
     expect(p.receiver.on('/lost')).toHaveLength(1);
   });
 
-  it('RetryDelivery sends a first-attempt success again', async () => {
+  it('RetryDelivery sends a first-attempt success again, as attempt 2', async () => {
     const ws = workspace();
     const ep = await createEndpoint(p, ws, p.receiver.url('/resend'));
     const eventId = await publish(p, ws, { order_id: 'o-resend' });
@@ -128,9 +129,7 @@ describe('dispatcher offsets and the happy path', () => {
     expect(res.delivery).toMatchObject({ eventId, endpointId: ep.id, attemptCount: 1 });
     const got = await eventually(() => (p.receiver.on('/resend').length >= 2 ? p.receiver.on('/resend') : undefined), 15_000, 'the second send');
     expect(got.map((r) => r.headers['x-webhook-id'])).toEqual([eventId, eventId]);
-    await eventually(async () => {
-      const d = await p.models.deliveries.findById(`${eventId}|${ep.id}`).lean();
-      return d?.state === 'succeeded' && d.attemptCount === 2 ? true : undefined;
-    }, 10_000, 'the resend recorded');
+    const second = await eventually(() => p.models.attempts.findOne({ deliveryId: `${eventId}|${ep.id}`, attemptNumber: 2 }).lean().then((a) => a ?? undefined), 10_000, 'the resend recorded');
+    expect(second.outcome).toBe('succeeded');
   });
 });

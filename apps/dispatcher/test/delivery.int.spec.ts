@@ -3,7 +3,7 @@
 import { deliveryV1 } from '@hookline/proto';
 import { verifySignature256 } from '@hookline/signing';
 import { eventually, infraFromEnv, rpc, uniquePrefix } from '@hookline/testing';
-import { createEndpoint, listAttempts, publish, startPlatform, topicReader, type Platform } from './harness';
+import { createEndpoint, listAttempts, outcomeOf, publish, startPlatform, topicReader, type Platform } from './harness';
 
 jest.setTimeout(60_000);
 
@@ -22,7 +22,6 @@ describe('dispatcher live deliveries', () => {
       TARGET_ALLOWLIST: '127.0.0.1/32',
       RETRY_SCHEDULE: '200ms,200ms,200ms',
       RETRY_JITTER_PERCENT: '0',
-      SCHEDULER_INTERVAL_MS: '100',
       MAX_IN_FLIGHT_PER_ENDPOINT: String(PER_ENDPOINT),
       ATTEMPT_TIMEOUT_MS: '10000',
       SHUTDOWN_DEADLINE_MS: '3000',
@@ -62,8 +61,10 @@ describe('dispatcher live deliveries', () => {
     expect(attempts[1]!.responseBody).toBe('not yet');
     expect(attempts[0]!.resolvedIp).toBe('127.0.0.1');
     expect(attempts[0]!.requestHeaders['x-webhook-id']).toBe(eventId);
-    const d = await p.models.deliveries.findById(`${eventId}|${ep.id}`).lean();
-    expect(d).toMatchObject({ state: 'succeeded', attemptCount: 3 });
+    expect(await outcomeOf(p, `${eventId}|${ep.id}`)).toMatchObject({ state: 'succeeded', attemptCount: 3 });
+    // The attempt log says where a delivery stands: the failed attempts name their retry time.
+    expect(attempts[1]!.nextAttemptTime).toBeInstanceOf(Date);
+    expect(attempts[0]!.nextAttemptTime).toBeUndefined();
     // Nothing more after the success.
     await new Promise((r) => setTimeout(r, 600));
     expect(p.receiver.on('/flaky')).toHaveLength(3);
@@ -74,12 +75,10 @@ describe('dispatcher live deliveries', () => {
     p.receiver.behaviour.set('/moved', { status: 302, headers: { location: p.receiver.url('/moved-target') } });
     const ep = await createEndpoint(p, ws, p.receiver.url('/moved'));
     const eventId = await publish(p, ws, { order_id: 'o-moved' });
-    const d = await eventually(async () => {
-      const doc = await p.models.deliveries.findById(`${eventId}|${ep.id}`).lean();
-      return doc?.state === 'failed' ? doc : undefined;
-    }, 20_000, 'the delivery to be exhausted');
+    const d = await eventually(() => outcomeOf(p, `${eventId}|${ep.id}`), 20_000, 'the delivery to be exhausted');
+    expect(d.state).toBe('failed');
     expect(d.attemptCount).toBe(4); // first attempt + 3 retries
-    expect(d.lastError).toMatch(/redirect 302 not followed; no retries left after 4 attempts/);
+    expect(d.reason).toMatch(/redirect 302 not followed; no retries left after 4 attempts/);
     expect(p.receiver.on('/moved')).toHaveLength(4);
     expect(p.receiver.on('/moved-target')).toHaveLength(0);
     const { attempts } = await listAttempts(p, ws, ep.id, { outcome: FAILED });
@@ -99,8 +98,7 @@ describe('dispatcher live deliveries', () => {
     expect(got.disabledReason).toBe('gone');
     const record = await eventually(() => ops.records.find((r) => r.endpoint_id === ep.id), 15_000, 'the operational event');
     expect(record).toMatchObject({ type: 'endpoint.disabled', workspace_id: ws, endpoint_id: ep.id, reason: 'gone' });
-    const d = await p.models.deliveries.findById(`${eventId}|${ep.id}`).lean();
-    expect(d).toMatchObject({ state: 'failed', attemptCount: 1 });
+    expect(await eventually(() => outcomeOf(p, `${eventId}|${ep.id}`), 10_000, 'the outcome')).toMatchObject({ state: 'failed', attemptCount: 1 });
     await new Promise((r) => setTimeout(r, 600));
     expect(p.receiver.on('/gone')).toHaveLength(1);
   });
@@ -123,7 +121,7 @@ describe('dispatcher live deliveries', () => {
     const ep = await createEndpoint(p, ws, p.receiver.url('/recover'));
     const e1 = await publish(p, ws, { order_id: 'o-r1' });
     const e2 = await publish(p, ws, { order_id: 'o-r2' });
-    await eventually(async () => ((await p.models.deliveries.countDocuments({ endpointId: ep.id, state: 'failed' })) === 2 ? true : undefined), 20_000, 'both deliveries to be exhausted');
+    await eventually(async () => ((await p.models.failed.countDocuments({ endpointId: ep.id })) === 2 ? true : undefined), 20_000, 'both deliveries to be exhausted');
     const before = p.receiver.on('/recover').length;
     expect(before).toBe(8);
     healthy = true;
@@ -131,12 +129,12 @@ describe('dispatcher live deliveries', () => {
     const retried = await rpc(p.delivery.retryDelivery.bind(p.delivery), { workspaceId: ws, endpointId: ep.id, eventId: e1 });
     expect(retried.delivery).toMatchObject({ eventId: e1, state: deliveryV1.DeliveryState.DELIVERY_STATE_PENDING });
     await eventually(() => (p.receiver.on('/recover').slice(before).some((r) => r.headers['x-webhook-id'] === e1) ? true : undefined), 10_000, 'the manual retry');
-    await eventually(async () => ((await p.models.deliveries.findById(`${e1}|${ep.id}`).lean())?.state === 'succeeded' ? true : undefined), 10_000, 'e1 succeeded');
+    await eventually(async () => ((await outcomeOf(p, `${e1}|${ep.id}`))?.state === 'succeeded' ? true : undefined), 10_000, 'e1 succeeded');
 
     const since = new Date(Date.now() - 60_000);
     const recovered = await rpc(p.delivery.recoverEndpoint.bind(p.delivery), { workspaceId: ws, endpointId: ep.id, since });
     expect(recovered.deliveriesRequeued).toBe(1);
-    await eventually(async () => ((await p.models.deliveries.findById(`${e2}|${ep.id}`).lean())?.state === 'succeeded' ? true : undefined), 10_000, 'e2 recovered');
+    await eventually(async () => ((await outcomeOf(p, `${e2}|${ep.id}`))?.state === 'succeeded' ? true : undefined), 10_000, 'e2 recovered');
     const after = p.receiver.on('/recover').slice(before).map((r) => r.headers['x-webhook-id']);
     expect(after.sort()).toEqual([e1, e2].sort());
     expect((await rpc(p.delivery.recoverEndpoint.bind(p.delivery), { workspaceId: ws, endpointId: ep.id, since })).deliveriesRequeued).toBe(0);

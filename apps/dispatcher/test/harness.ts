@@ -123,3 +123,11 @@ export async function topicReader(brokers: string, topic: string, groupId: strin
   });
   return { records, stop: () => consumer.disconnect() };
 }
+
+/** What became of a delivery, from the dispatcher's outcome collections: a success wins over earlier failures. */
+export async function outcomeOf(p: Platform, deliveryId: string): Promise<{ state: 'succeeded' | 'failed'; attemptCount: number; reason?: string } | undefined> {
+  const done = await p.models.delivered.findById(deliveryId).lean();
+  if (done) return { state: 'succeeded', attemptCount: done.attemptCount };
+  const failed = await p.models.failed.findOne({ deliveryId }).sort({ attemptCount: -1 }).lean();
+  return failed ? { state: 'failed', attemptCount: failed.attemptCount, reason: failed.reason } : undefined;
+}

@@ -170,9 +170,9 @@ describe('telemetry', () => {
     expect(delta('hookline_ingest_events_total', { result: 'duplicate', transport: 'grpc' })).toBe(1);
     expect(delta('hookline_ingest_events_total', { result: 'rejected', transport: 'grpc', code: 'INVALID_ARGUMENT' })).toBe(1);
     expect(delta('hookline_endpoints_disabled_total')).toBe(0);
-    // Gauges are present: consumer lag per partition, and the due-retry backlog.
+    // Consumer lag per topic and partition: the events topic, and a retry tier (the retries waiting there).
     expect(after.text).toMatch(/^hookline_consumer_lag\{[^}]*partition="\d+"[^}]*\} \d+/m);
-    expect(after.text).toMatch(/^hookline_retries_due(\{[^}]*\})? \d+/m);
+    expect(after.text).toMatch(/^hookline_consumer_lag\{[^}]*topic="[^"]*\.retry\.[^"]*"[^}]*\} \d+/m);
   });
 
   it('no log line of any service carries a secret, a signature or a payload', async () => {

@@ -33,6 +33,8 @@ export function isolatedServiceEnv(infra: Infra, prefix: string): Record<string,
     KAFKA_EVENTS_PARTITIONS: '4',
     KAFKA_INGEST_PARTITIONS: '2',
     KAFKA_TOPIC_OPERATIONS: `${prefix}.operations`,
+    KAFKA_TOPIC_RETRY_PREFIX: `${prefix}.retry`,
+    KAFKA_RETRY_PARTITIONS: '2',
     KAFKA_CONSUMER_GROUP: `${prefix}-dispatcher`,
   };
 }

@@ -50,6 +50,7 @@ export function toAttempt(a: AttemptDoc): deliveryV1.Attempt {
     duration: { seconds: String(Math.floor(a.durationMs / 1000)), nanos: (a.durationMs % 1000) * 1e6 },
     error: a.error,
     createTime: a.createdAt,
+    nextAttemptTime: a.nextAttemptAt ?? undefined,
   };
 }
 

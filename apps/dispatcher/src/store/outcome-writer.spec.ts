@@ -1,48 +1,68 @@
-import type { AttemptDoc, DispatcherModels } from './models';
-import { OutcomeWriter, type DeliveryOutcome } from './outcome-writer';
+import type { AttemptDoc, DeliveredDoc, DispatcherModels, FailedDoc } from './models';
+import { OutcomeWriter, type OutcomeRecord } from './outcome-writer';
 
-function fakeModels(fail = false) {
+const DUPLICATE = 11000;
+
+/** Collections that record calls; `taken` ids answer as duplicates (another chain's attempt). */
+function fakeModels(opts: { fail?: boolean; taken?: Set<string>; stored?: Set<string> } = {}) {
   const calls: { op: string; args: unknown[] }[] = [];
-  const op = (name: string) => async (...args: unknown[]) => {
-    calls.push({ op: name, args });
-    if (fail) throw new Error('database down');
-    return { modifiedCount: 1 };
-  };
+  const op =
+    (name: string) =>
+    async (...args: unknown[]) => {
+      calls.push({ op: name, args });
+      if (opts.fail) throw new Error('database down');
+      if (name === 'attempts.insertMany') {
+        const docs = args[0] as AttemptDoc[];
+        const writeErrors = docs.flatMap((d, index) => (opts.taken?.has(d._id) || opts.stored?.has(d._id) ? [{ code: DUPLICATE, index }] : []));
+        if (writeErrors.length > 0) throw Object.assign(new Error('E11000 duplicate key'), { writeErrors });
+      }
+      return { modifiedCount: 1 };
+    };
   const models = {
-    attempts: { insertMany: op('attempts.insertMany') },
-    deliveries: { updateMany: op('deliveries.updateMany'), updateOne: op('deliveries.updateOne') },
+    attempts: { insertMany: op('attempts.insertMany'), exists: async (f: { _id: string }) => (opts.stored?.has(f._id) ? { _id: f._id } : null) },
+    delivered: { insertMany: op('delivered.insertMany') },
+    failed: { insertMany: op('failed.insertMany') },
     health: { updateOne: op('health.updateOne') },
   } as unknown as DispatcherModels;
   return { models, calls };
 }
 
 const attempt = (id: string) => ({ _id: id }) as AttemptDoc;
-const success = (n: number, endpoint = 'ep_a'): DeliveryOutcome => ({
-  deliveryId: `evt_${n}|${endpoint}`,
-  owner: 'me',
+const success = (n: number, endpoint = 'ep_a'): OutcomeRecord => ({
   attempt: attempt(`att_${n}`),
-  set: { state: 'succeeded', nextAttemptAt: null, lastError: '', attemptCount: 1 },
+  delivered: { _id: `evt_${n}|${endpoint}` } as DeliveredDoc,
   healthyEndpoint: { id: `ws|${endpoint}`, workspaceId: 'ws', endpointId: endpoint },
 });
 
 describe('OutcomeWriter', () => {
-  it('writes outcomes that complete together as one group', async () => {
+  it('writes outcomes that complete together as one group of inserts, and health once per endpoint', async () => {
     const { models, calls } = fakeModels();
     const writer = new OutcomeWriter(models, () => 1_000, 5);
-    const retry: DeliveryOutcome = { deliveryId: 'evt_9|ep_b', owner: 'me', attempt: attempt('att_9'), set: { state: 'pending', nextAttemptAt: new Date(5_000), lastError: 'endpoint answered 500', attemptCount: 1 } };
-    await Promise.all([writer.record(success(1)), writer.record(success(2)), writer.record(success(3, 'ep_c')), writer.record(retry)]);
+    const retry: OutcomeRecord = { attempt: attempt('att_9') };
+    const failed: OutcomeRecord = { attempt: attempt('att_10'), failed: { _id: 'evt_10|ep_b|4' } as FailedDoc };
+    const results = await Promise.all([writer.record(success(1)), writer.record(success(2)), writer.record(success(3, 'ep_c')), writer.record(retry), writer.record(failed)]);
 
-    expect(calls.map((c) => c.op).sort()).toEqual(['attempts.insertMany', 'deliveries.updateMany', 'deliveries.updateOne', 'health.updateOne', 'health.updateOne']);
+    expect(results.every((r) => r.attemptNew)).toBe(true);
+    expect(calls.map((c) => c.op).sort()).toEqual(['attempts.insertMany', 'delivered.insertMany', 'failed.insertMany', 'health.updateOne', 'health.updateOne']);
     const inserted = calls.find((c) => c.op === 'attempts.insertMany')!.args[0] as AttemptDoc[];
-    expect(inserted.map((a) => a._id)).toEqual(['att_1', 'att_2', 'att_3', 'att_9']);
-    const [filter, update] = calls.find((c) => c.op === 'deliveries.updateMany')!.args as [Record<string, unknown>, Record<string, Record<string, unknown>>];
-    // A success is final whoever holds the lease: written over any pending state.
-    expect(filter).toEqual({ _id: { $in: ['evt_1|ep_a', 'evt_2|ep_a', 'evt_3|ep_c'] }, state: 'pending' });
-    expect(update.$inc).toEqual({ attemptCount: 1 });
-    expect(update.$set).toMatchObject({ state: 'succeeded', leaseOwner: '', leaseUntil: new Date(0) });
-    const [retryFilter, retryUpdate] = calls.find((c) => c.op === 'deliveries.updateOne')!.args as [Record<string, unknown>, Record<string, Record<string, unknown>>];
-    expect(retryFilter).toEqual({ _id: 'evt_9|ep_b', leaseOwner: 'me' });
-    expect(retryUpdate.$set).toMatchObject({ state: 'pending', nextAttemptAt: new Date(5_000), attemptCount: 1, leaseOwner: '' });
+    expect(inserted.map((a) => a._id)).toEqual(['att_1', 'att_2', 'att_3', 'att_9', 'att_10']);
+    expect((calls.find((c) => c.op === 'delivered.insertMany')!.args[0] as DeliveredDoc[]).map((d) => d._id)).toEqual(['evt_1|ep_a', 'evt_2|ep_a', 'evt_3|ep_c']);
+    // No update of any delivery: the database only receives inserts (and one small health document per endpoint).
+    expect(calls.some((c) => /update/.test(c.op) && !c.op.startsWith('health'))).toBe(false);
+  });
+
+  it('says which attempts another chain of the same delivery recorded first (same number, another _id)', async () => {
+    const { models } = fakeModels({ taken: new Set(['att_2']) });
+    const writer = new OutcomeWriter(models, () => 1_000, 5);
+    const [a, b] = await Promise.all([writer.record({ attempt: attempt('att_1') }), writer.record({ attempt: attempt('att_2') })]);
+    expect(a.attemptNew).toBe(true);
+    expect(b.attemptNew).toBe(false);
+  });
+
+  it('takes its own earlier insert (same _id, written before a transient error) as new', async () => {
+    const { models } = fakeModels({ stored: new Set(['att_1']) });
+    const writer = new OutcomeWriter(models, () => 1_000, 5);
+    expect((await writer.record({ attempt: attempt('att_1') })).attemptNew).toBe(true);
   });
 
   it('starts another group beyond the size limit', async () => {
@@ -65,26 +85,8 @@ describe('OutcomeWriter', () => {
     expect(calls.filter((c) => c.op === 'attempts.insertMany')).toHaveLength(1);
   });
 
-  it('runs exclusive writes between group writes, never beside one', async () => {
-    const { models } = fakeModels();
-    const order: string[] = [];
-    const slow = models.deliveries.updateMany.bind(models.deliveries);
-    (models.deliveries as unknown as { updateMany: unknown }).updateMany = async (...args: unknown[]) => {
-      order.push('group:start');
-      await new Promise((r) => setTimeout(r, 30));
-      order.push('group:end');
-      return (slow as (...a: unknown[]) => Promise<unknown>)(...args);
-    };
-    const writer = new OutcomeWriter(models, () => 1_000, 1);
-    const recorded = writer.record(success(1));
-    await new Promise((r) => setTimeout(r, 5));
-    await writer.exclusive(async () => void order.push('exclusive'));
-    await recorded;
-    expect(order).toEqual(['group:start', 'group:end', 'exclusive']);
-  });
-
   it('rejects every outcome of a group whose write failed, so callers do not take it as recorded', async () => {
-    const { models } = fakeModels(true);
+    const { models } = fakeModels({ fail: true });
     const writer = new OutcomeWriter(models, () => 1_000, 5);
     const results = await Promise.allSettled([writer.record(success(1)), writer.record(success(2))]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);

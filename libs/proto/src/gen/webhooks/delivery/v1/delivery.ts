@@ -200,7 +200,14 @@ export interface Attempt {
   /** Why the attempt failed when there was no usable response (timeout, refused target, TLS). */
   error: string;
   /** When the attempt started. */
-  createTime: Date | undefined;
+  createTime:
+    | Date
+    | undefined;
+  /**
+   * For a failed live attempt that will be retried: when the next attempt is due. Unset after a
+   * success or the last failure, so an endpoint's latest attempt says where its delivery stands.
+   */
+  nextAttemptTime: Date | undefined;
 }
 
 export interface Attempt_RequestHeadersEntry {
@@ -372,6 +379,7 @@ function createBaseAttempt(): Attempt {
     duration: undefined,
     error: "",
     createTime: undefined,
+    nextAttemptTime: undefined,
   };
 }
 
@@ -430,6 +438,9 @@ export const Attempt: MessageFns<Attempt> = {
     }
     if (message.createTime !== undefined) {
       Timestamp.encode(toTimestamp(message.createTime), writer.uint32(146).fork()).join();
+    }
+    if (message.nextAttemptTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.nextAttemptTime), writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -597,6 +608,14 @@ export const Attempt: MessageFns<Attempt> = {
             message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.nextAttemptTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -721,6 +740,11 @@ export const Attempt: MessageFns<Attempt> = {
         : isSet(object.create_time)
         ? fromJsonTimestamp(object.create_time)
         : undefined,
+      nextAttemptTime: isSet(object.nextAttemptTime)
+        ? fromJsonTimestamp(object.nextAttemptTime)
+        : isSet(object.next_attempt_time)
+        ? fromJsonTimestamp(object.next_attempt_time)
+        : undefined,
     };
   },
 
@@ -792,6 +816,9 @@ export const Attempt: MessageFns<Attempt> = {
     if (message.createTime !== undefined) {
       obj.createTime = message.createTime.toISOString();
     }
+    if (message.nextAttemptTime !== undefined) {
+      obj.nextAttemptTime = message.nextAttemptTime.toISOString();
+    }
     return obj;
   },
 
@@ -836,6 +863,7 @@ export const Attempt: MessageFns<Attempt> = {
       : undefined;
     message.error = object.error ?? "";
     message.createTime = object.createTime ?? undefined;
+    message.nextAttemptTime = object.nextAttemptTime ?? undefined;
     return message;
   },
 };
