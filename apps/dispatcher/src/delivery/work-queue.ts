@@ -1,14 +1,13 @@
-// In-process queue of leased deliveries. A global limit bounds work in flight; a per-endpoint
-// limit keeps one slow or dead endpoint (10 s timeouts) from taking every slot, so healthy
-// endpoints on the same partition keep flowing (no head-of-line blocking).
+// In-process queue of deliveries. A global limit bounds work in flight; a per-endpoint limit
+// keeps one slow or dead endpoint (10 s timeouts) from taking every slot, so healthy endpoints on
+// the same partition keep flowing (no head-of-line blocking).
 //
 // Memory is bounded twice: `maxQueued` over all endpoints (producers wait: backpressure on the
-// Kafka consumer) and a per-endpoint cap (push refuses; the caller leaves the delivery in the
-// database for the scheduler). The second bound is what keeps a hanging endpoint with a backlog
-// from filling the global queue and stalling intake for all. The per-endpoint cap is
+// Kafka consumer) and a per-endpoint cap (push refuses; the caller waits a little for room, then
+// hands the delivery to a retry tier). The second bound is what keeps a hanging endpoint with a
+// backlog from filling the global queue and stalling intake for all. The per-endpoint cap is
 // `maxQueuedPerEndpoint`, or half a second of what the endpoint completed in the last second if
-// that is more: a fast endpoint taking a burst keeps its deliveries in memory (the consumer
-// waits instead), a slow or hanging one has its overflow written to the database.
+// that is more, so a fast endpoint taking a burst keeps it in memory.
 export interface WorkItem {
   endpointKey: string;
 }
@@ -65,10 +64,6 @@ export class WorkQueue<T extends WorkItem> {
   private inFlight = 0;
   private queued = 0;
   private idleWaiters: (() => void)[] = [];
-  /** Per endpoint: the runs in flight, in start order (a Set keeps insertion order, so the first is the oldest). */
-  private readonly running = new Map<string, Set<{ at: number }>>();
-  /** Per endpoint: moving average of how long a run holds its slot (ms). */
-  private readonly holdMs = new Map<string, number>();
   /** Waiters for room in one endpoint's queue. */
   private readonly endpointWaiters = new Map<string, (() => void)[]>();
   private roomWaiters: (() => void)[] = [];
@@ -114,13 +109,6 @@ export class WorkQueue<T extends WorkItem> {
     return this.capFor(key) - (this.queues.get(key)?.length ?? 0);
   }
 
-  /** Endpoint keys whose queue is full: work for them should stay in the database for now. */
-  saturated(): string[] {
-    const out: string[] = [];
-    for (const [key, q] of this.queues) if (q.length >= this.capFor(key)) out.push(key);
-    return out;
-  }
-
   get hasRoom(): boolean {
     return this.queued < this.limits.maxQueued;
   }
@@ -146,18 +134,6 @@ export class WorkQueue<T extends WorkItem> {
     while (this.inFlight > 0 || this.queued > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
-  /** Moving average of how long one endpoint's runs hold their slot (the HTTP exchange), or undefined before the first. */
-  latencyOf(key: string): number | undefined {
-    return this.holdMs.get(key);
-  }
-
-  /** How long the oldest run of one endpoint has been going (ms), 0 when none runs. */
-  oldestRunMs(key: string): number {
-    const starts = this.running.get(key);
-    if (!starts || starts.size === 0) return 0;
-    return performance.now() - starts.values().next().value!.at;
-  }
-
   /** Completions per second of one endpoint, over the last second. */
   rateOf(key: string): number {
     return this.throughput.perSecond(key);
@@ -180,7 +156,7 @@ export class WorkQueue<T extends WorkItem> {
     });
   }
 
-  /** Removes and returns the items not yet started that match (work waiting too long goes back to the database). */
+  /** Removes and returns the items not yet started that match (work waiting too long goes to a retry tier). */
   removeQueued(match: (item: T) => boolean): T[] {
     const out: T[] = [];
     for (const [key, q] of this.queues) {
@@ -226,21 +202,11 @@ export class WorkQueue<T extends WorkItem> {
       this.inFlight++;
       this.perEndpoint.set(key, (this.perEndpoint.get(key) ?? 0) + 1);
       this.markReady(key);
-      const startedAt = performance.now();
-      let starts = this.running.get(key);
-      if (!starts) this.running.set(key, (starts = new Set()));
-      const run = { at: startedAt };
-      starts.add(run);
       void Promise.resolve()
         .then(() => this.run(item))
         .catch(() => undefined) // run() reports its own failures; the slot must be freed regardless
         .finally(() => {
           this.throughput.done(key);
-          starts.delete(run);
-          if (starts.size === 0) this.running.delete(key);
-          const held = performance.now() - startedAt;
-          const avg = this.holdMs.get(key);
-          this.holdMs.set(key, avg === undefined ? held : avg * 0.8 + held * 0.2);
           this.inFlight--;
           const n = (this.perEndpoint.get(key) ?? 1) - 1;
           if (n === 0) this.perEndpoint.delete(key);
