@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net';
 export interface Behaviour {
   status: number;
   delayMs: number;
+  /** This share of requests (0-100, chosen at random) answers 500 instead of `status`. */
+  failPercent?: number;
 }
 
 export interface Delivered {
@@ -31,6 +33,8 @@ export class RecordingReceiver {
   readonly ridOf = new Map<string, string>();
   /** rid → event ids seen for it (one, unless an event was published twice under two ids). */
   readonly idsOfRid = new Map<string, Set<string>>();
+  /** Called on the first 2xx of each (path, event id) (throughput counters). */
+  onFirstDelivery: ((path: string) => void) | undefined;
   requests = 0;
   badSignatures = 0;
   readonly badSignatureSamples: string[] = [];
@@ -67,7 +71,8 @@ export class RecordingReceiver {
         } catch {
           /* not ours: counted by id only */
         }
-        const b = this.behaviourFor(path);
+        const chosen = this.behaviourFor(path);
+        const b = chosen.failPercent && Math.random() * 100 < chosen.failPercent ? { status: 500, delayMs: chosen.delayMs } : chosen;
         const answer = () => {
           if (res.destroyed) {
             this.abandoned++;
@@ -82,7 +87,10 @@ export class RecordingReceiver {
           const key = `${path} ${id}`;
           const d = this.delivered.get(key);
           if (d) d.count++;
-          else this.delivered.set(key, { firstAt: Date.now(), count: 1 });
+          else {
+            this.delivered.set(key, { firstAt: Date.now(), count: 1 });
+            this.onFirstDelivery?.(path);
+          }
         });
         if (b.delayMs > 0) setTimeout(answer, b.delayMs).unref();
         else answer();
