@@ -116,14 +116,21 @@ await admin.connect();
 const RETRY_PREFIX = `${(base as Record<string, string>).KAFKA_TOPIC_RETRY_PREFIX}.`;
 const RETRY_GROUP = `${(base as Record<string, string>).KAFKA_CONSUMER_GROUP}.retries`;
 /** Records on the retry tiers not yet committed by the retry group (end offset − committed, summed); undefined if Kafka does not answer. */
-async function retryLag(): Promise<number | undefined> {
+async function retryLag(tries = 2): Promise<number | undefined> {
+  for (let i = 0; i < tries; i++) {
+    const lag = await retryLagOnce();
+    if (lag !== undefined) return lag;
+  }
+  return undefined;
+}
+async function retryLagOnce(): Promise<number | undefined> {
   try {
-    const topics = (await bounded(admin.listTopics(), 5_000, 'Kafka listTopics')).filter((t) => t.startsWith(RETRY_PREFIX));
+    const topics = (await bounded(admin.listTopics(), 10_000, 'Kafka listTopics')).filter((t) => t.startsWith(RETRY_PREFIX));
     if (topics.length === 0) return 0;
-    const committed = await bounded(admin.fetchOffsets({ groupId: RETRY_GROUP, topics }), 5_000, 'Kafka fetchOffsets');
+    const committed = await bounded(admin.fetchOffsets({ groupId: RETRY_GROUP, topics }), 10_000, 'Kafka fetchOffsets');
     let lag = 0;
     for (const topic of topics) {
-      const ends = await bounded(admin.fetchTopicOffsets(topic), 5_000, 'Kafka fetchTopicOffsets');
+      const ends = await bounded(admin.fetchTopicOffsets(topic), 10_000, 'Kafka fetchTopicOffsets');
       const mine = committed.find((c) => c.topic === topic)?.partitions ?? [];
       for (const p of ends) {
         const c = Number(mine.find((m) => m.partition === p.partition)?.offset ?? -1);
@@ -453,6 +460,9 @@ async function latestAttempts(ids: string[]): Promise<Map<string, Record<string,
       store.attempts
         .find({ deliveryId: { $in: ids.slice(i, i + 200) }, kind: 'live' }, { projection: { deliveryId: 1, attemptNumber: 1, outcome: 1, responseStatus: 1, error: 1, nextAttemptAt: 1, createdAt: 1 } })
         .toArray(),
+      // A scan of `attempts` on FerretDB (no index use for $in on a field): slow on a busy box.
+      60_000,
+      'attempts lookup',
     );
     for (const d of docs) {
       const prev = latest.get(String(d.deliveryId));
