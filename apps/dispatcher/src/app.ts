@@ -113,7 +113,11 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
 
       log.info({ brokers: config.kafka.brokers, group: config.consumerGroup }, 'connecting to Kafka');
       const kafka = createKafka(config.kafka, log);
-      const tiers = new RetryTiers(config.retrySchedule, config.retryTiers, config.retryJitter);
+      // Records met again wait out this grace before they are verified and attempted (long enough
+      // for the replica that had them to finish and record the attempt); it gets a tier of its own
+      // so those records never wait behind a longer tier's heads.
+      const redeliveryGraceMs = config.spillAfterMs + config.attemptTimeoutMs + 1_000;
+      const tiers = new RetryTiers([...config.retrySchedule, redeliveryGraceMs], config.retryTiers, config.retryJitter);
       await ensureTopicsOn(
         kafka,
         [...allTopics(config.kafka), ...tiers.topicSpecs(), { name: config.operationsTopic, partitions: 3, configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } }],
@@ -140,7 +144,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         log,
         metrics: meters,
       });
-      const eng = new DeliveryEngine(models, subscribers, pipeline, waiting, tiers, { ...config, redeliveryGraceMs: config.spillAfterMs + config.attemptTimeoutMs + 1_000, onDependencyError: (err) => readiness.dependencyFailed(err) }, log);
+      const eng = new DeliveryEngine(models, subscribers, pipeline, waiting, tiers, { ...config, redeliveryGraceMs, onDependencyError: (err) => readiness.dependencyFailed(err) }, log);
       engine = eng;
 
       // Endpoint changes: drop cached subscribers of the workspace. A private group per replica
