@@ -102,7 +102,8 @@ const publisher = new Publisher(stack.address('ingest'));
 // Every query of the suite is bounded: a wedged database (finding 4) must fail the run, not hang it.
 /** The dispatcher database the running scenario's dispatchers write (the soak has its own). */
 async function dispatcherStore(dbName: string) {
-  const conn = mongoose.createConnection(MONGODB_URI!, { dbName, serverSelectionTimeoutMS: 5_000, socketTimeoutMS: 20_000 });
+  // 90 s socket timeout: a lookup in `attempts` is a full scan on FerretDB (tens of seconds on a busy box after a backlog).
+  const conn = mongoose.createConnection(MONGODB_URI!, { dbName, serverSelectionTimeoutMS: 5_000, socketTimeoutMS: 90_000 });
   await conn.asPromise();
   return { conn, attempts: conn.collection('attempts'), failed: conn.collection('failed'), delivered: conn.collection('delivered'), events: conn.collection('events') };
 }
@@ -438,7 +439,7 @@ async function settle(ctx: Ctx, pairs: Pair[], deadlineMs: number): Promise<numb
   while (Date.now() < end) {
     const missing = pairs.filter((p) => !receiver.delivered.has(p.key)).length;
     const progress = Date.now() - lastLog > 10_000;
-    lag = missing === 0 || progress ? await retryLag() : undefined;
+    if (missing === 0 || progress) lag = await retryLag();
     if (missing === 0) {
       allSince ??= Date.now();
       if (lag === 0 || Date.now() - allSince > LAG_WAIT_MS) return lag;
@@ -461,7 +462,7 @@ async function latestAttempts(ids: string[]): Promise<Map<string, Record<string,
         .find({ deliveryId: { $in: ids.slice(i, i + 200) }, kind: 'live' }, { projection: { deliveryId: 1, attemptNumber: 1, outcome: 1, responseStatus: 1, error: 1, nextAttemptAt: 1, createdAt: 1 } })
         .toArray(),
       // A scan of `attempts` on FerretDB (no index use for $in on a field): slow on a busy box.
-      60_000,
+      80_000,
       'attempts lookup',
     );
     for (const d of docs) {
