@@ -143,6 +143,38 @@ describe('dispatcher live deliveries', () => {
     await expect(rpc(p.delivery.retryDelivery.bind(p.delivery), { workspaceId: `${ws}x`, endpointId: ep.id, eventId: e1 })).rejects.toMatchObject({ code: 5 });
   });
 
+  it('retries are not held up either: beside a hanging endpoint with a backlog, a flaky endpoint gets its retries on schedule', async () => {
+    const ws = workspace();
+    p.receiver.behaviour.set('/stuck', { status: 200, delayMs: 60_000 });
+    const seen = new Set<string>();
+    // Each event fails once at /flaky2, then succeeds: its success is a retry from a tier.
+    p.receiver.behaviour.set('/flaky2', (req) => {
+      const id = String(req.headers['x-webhook-id']);
+      if (seen.has(id)) return { status: 200, body: 'ok' };
+      seen.add(id);
+      return { status: 503 };
+    });
+    const stuck = await createEndpoint(p, ws, p.receiver.url('/stuck'));
+    await createEndpoint(p, ws, p.receiver.url('/flaky2'));
+    const N = 20;
+    const ids: string[] = [];
+    for (let i = 0; i < N; i++) ids.push(await publish(p, ws, { order_id: `o-rt${i}` }));
+    const ok = await eventually(() => {
+      const byId = new Map<string, number[]>();
+      for (const r of p.receiver.on('/flaky2')) byId.set(String(r.headers['x-webhook-id']), [...(byId.get(String(r.headers['x-webhook-id'])) ?? []), r.receivedAt]);
+      return ids.every((id) => (byId.get(id)?.length ?? 0) >= 2) ? byId : undefined;
+    }, 30_000, 'every flaky delivery to succeed on its retry');
+    // The retry comes 200 ms after the failure (the schedule), not after the hanging endpoint's
+    // 10 s timeouts: at most a few seconds on this shared machine.
+    for (const id of ids) {
+      const [first, second] = ok.get(id)!;
+      expect(second! - first!).toBeGreaterThanOrEqual(200);
+      expect(second! - first!).toBeLessThan(5_000);
+    }
+    expect(p.receiver.on('/stuck').length).toBeLessThanOrEqual(PER_ENDPOINT);
+    await rpc(p.registry.deleteEndpoint.bind(p.registry), { workspaceId: ws, endpointId: stuck.id });
+  });
+
   it('a hanging endpoint and a failing one do not delay a healthy one on the same partition; the per-endpoint limit holds', async () => {
     const ws = workspace(); // events are keyed by workspace: one partition
     p.receiver.behaviour.set('/hang', { status: 200, delayMs: 60_000 });

@@ -34,6 +34,8 @@ import { WorkQueue, type WorkItem } from './work-queue';
 interface Job extends WorkItem {
   task: Task;
   deliveryId: string;
+  /** `${deliveryId}#${attemptsMade}`: one attempt of one delivery (its retry, produced before this job ends, is another). */
+  key: string;
   /**
    * Intake continues the publisher's trace (context from the record's headers) and the attempt
    * runs later from the queue under it; a task from a tier starts a new trace linked to the one
@@ -83,7 +85,7 @@ export class DeliveryEngine {
   private stopped = false;
   /** After the stop deadline: outcome writes that keep failing are abandoned (their records are read again). */
   private abandoned = false;
-  /** Tasks this replica holds (queued, in flight, or being recorded), by delivery id. */
+  /** Tasks this replica holds (queued, in flight, or being recorded), by delivery and attempt. */
   private readonly held = new Map<string, Job>();
   private readonly intakes = new Set<Promise<unknown>>();
   private readonly spillAfterMs: number;
@@ -295,7 +297,7 @@ export class DeliveryEngine {
   }
 
   private job(task: Task, trace: AttemptTrace): Job {
-    return { task, deliveryId: deliveryIdOf(task), endpointKey: `${task.event.workspaceId}|${task.endpointId}`, trace, settle: () => undefined, queuedAt: Date.now() };
+    return { task, deliveryId: deliveryIdOf(task), key: `${deliveryIdOf(task)}#${task.attemptsMade}`, endpointKey: `${task.event.workspaceId}|${task.endpointId}`, trace, settle: () => undefined, queuedAt: Date.now() };
   }
 
   /** Registers records and holds each until its tasks settle, in one synchronous step (no commit can pass a record before its tasks count). */
@@ -325,8 +327,9 @@ export class DeliveryEngine {
     let beat = Date.now();
     let heartbeatError: unknown;
     for (const j of jobs) {
-      // Held already (a manual retry of a delivery queued here, a record read again): it runs once.
-      if (this.held.has(j.deliveryId)) {
+      // The same attempt of the same delivery held already (a manual retry or a record read again
+      // while it waits here): it runs once.
+      if (this.held.has(j.key)) {
         j.settle();
         continue;
       }
@@ -341,7 +344,7 @@ export class DeliveryEngine {
         continue;
       }
       j.queuedAt = Date.now();
-      this.held.set(j.deliveryId, j);
+      this.held.set(j.key, j);
       // Waiting for room must not cost the consumer its group membership.
       if (heartbeat && heartbeatError === undefined && Date.now() - beat >= 1_000) {
         beat = Date.now();
@@ -393,7 +396,7 @@ export class DeliveryEngine {
     const aged = this.queue.removeQueued((j) => j.queuedAt <= cutoff);
     if (aged.length === 0) return;
     this.log.debug({ deliveries: aged.length }, 'deliveries waiting longer than SPILL_AFTER_MS handed to the shortest tier');
-    for (const j of aged) this.held.delete(j.deliveryId);
+    for (const j of aged) this.held.delete(j.key);
     await this.defer(aged);
   }
 
@@ -438,7 +441,7 @@ export class DeliveryEngine {
       }
     } finally {
       slotFree();
-      this.held.delete(job.deliveryId);
+      this.held.delete(job.key);
     }
   }
 
@@ -456,7 +459,7 @@ export class DeliveryEngine {
     const abandonAt = setTimeout(() => (this.abandoned = true), deadlineMs);
     await Promise.allSettled([...this.intakes]);
     const queued = this.queue.drainQueued();
-    for (const j of queued) this.held.delete(j.deliveryId);
+    for (const j of queued) this.held.delete(j.key);
     for (const j of queued) j.task = { ...j.task, dueAt: Date.now() };
     await this.defer(queued);
     let timer: NodeJS.Timeout | undefined;
