@@ -137,8 +137,8 @@ retrySchedule: RETRY_SCHEDULE
 retryJitterPercent: RETRY_JITTER_PERCENT
 maxInFlight: MAX_IN_FLIGHT
 maxInFlightPerEndpoint: MAX_IN_FLIGHT_PER_ENDPOINT
-schedulerIntervalMs: SCHEDULER_INTERVAL_MS
-leaseMs: LEASE_MS
+retryPartitions: KAFKA_RETRY_PARTITIONS
+retentionMode: RETENTION_MODE
 subscriberCacheMs: SUBSCRIBER_CACHE_MS
 responseBodyLimitBytes: RESPONSE_BODY_LIMIT_BYTES
 retentionDays: RETENTION_DAYS
