@@ -834,7 +834,9 @@ async function runSoak(): Promise<void> {
   const wsOfRid = new Map<string, Workspace>();
   const total = Math.round(((loadMs + tailMs) / 1000) * SOAK_RATE);
   const t0 = Date.now();
-  const pub = publisher.run(stream(name, ctx.workspaces, total, wsOfRid), SOAK_RATE, 64, 120_000);
+  let acks = 0;
+  const pub = publisher.run(stream(name, ctx.workspaces, total, wsOfRid), SOAK_RATE, 64, 120_000, { onAck: () => acks++ });
+  let acksBefore = 0;
 
   // One sample a minute: dbStats and document counts of the dispatcher database, retry lag.
   const samples: DbSample[] = [];
@@ -860,7 +862,9 @@ async function runSoak(): Promise<void> {
     }
     s.total = Object.values(s.counts).every((v) => v !== undefined) ? sum : undefined;
     samples.push(s);
-    log(`  soak +${m} min: ${s.deliveredPerSec.toFixed(0)} deliveries/s in the last minute; dispatcher db ${s.total ?? '?'} documents ${JSON.stringify(s.counts)}, dataSize ${mb(s.dataSize)}, storageSize ${mb(s.storageSize)}; retry tiers ${s.lag ?? '?'} uncommitted`);
+    const ackRate = (acks - acksBefore) / ((Date.now() - (samples[samples.length - 2]?.at ?? t0)) / 1000);
+    acksBefore = acks;
+    log(`  soak +${m} min: ${acks} events acknowledged (${ackRate.toFixed(0)}/s since the last sample), ${s.deliveredPerSec.toFixed(0)} deliveries/s in the last minute; dispatcher db ${s.total ?? '?'} documents ${JSON.stringify(s.counts)}, dataSize ${mb(s.dataSize)}, storageSize ${mb(s.storageSize)}; retry tiers ${s.lag ?? '?'} uncommitted`);
   }
 
   // The closing SIGKILL, while the load goes on.

@@ -47,6 +47,10 @@ export interface DispatcherConfig extends ServiceSettings {
   operationsTopic: string;
   /** A delivery still waiting in memory (not started) this long after intake goes to the shortest retry tier, so its record's offset can be committed. Default 2 s. */
   spillAfterMs: number;
+  /** Attempts in a row that fail before an endpoint gets one probe attempt per BREAKER_PROBE_MS (0: never). Default 20. */
+  breakerFailures: number;
+  /** Probe interval of an endpoint whose circuit is open. Default 1 s. */
+  breakerProbeMs: number;
   /** Kafka consumer session: how long a replica that died silently (SIGKILL) keeps its partitions. Default 30 s. */
   sessionTimeoutMs: number;
   /** SIGTERM to exit: in-flight attempts get what is left after the gRPC server and consumer stop. Default 20 s (runMain kills at 25 s). */
@@ -96,6 +100,8 @@ export function loadConfig(env: Record<string, string | undefined>): DispatcherC
     maxQueuedPerEndpoint: 0,
     operationsTopic: r.string('KAFKA_TOPIC_OPERATIONS', 'webhooks.operations.v1'),
     spillAfterMs: r.int('SPILL_AFTER_MS', 2_000, { min: 100, max: 60_000 }),
+    breakerFailures: r.int('BREAKER_FAILURES', 20, { min: 0, max: 100_000 }),
+    breakerProbeMs: r.int('BREAKER_PROBE_MS', 1_000, { min: 100, max: 600_000 }),
     sessionTimeoutMs: r.int('KAFKA_SESSION_TIMEOUT_MS', 30_000, { min: 6_000, max: 300_000 }),
     shutdownDeadlineMs: r.int('SHUTDOWN_DEADLINE_MS', 20_000, { min: 1_000, max: 24_000 }),
   };

@@ -45,6 +45,55 @@ interface Job extends WorkItem {
   /** Releases the Kafka record's hold once the task is settled (idempotent). */
   settle: () => void;
   queuedAt: number;
+  /** How long this task is put back for when its endpoint's breaker is open: the delay of the tier it came from. */
+  postponeMs: number;
+}
+
+/**
+ * Circuit breakers per endpoint: after `threshold` attempts in a row failed, an endpoint gets one
+ * probe attempt per `probeMs` (per replica) until one succeeds; its other due tasks are put back in
+ * their tier without an attempt. A dead endpoint with 10,000 retries then costs a probe a second
+ * and some Kafka records, not 10,000 attempts, attempt-log inserts and retry records per cycle,
+ * which is what let one tenant's outage take the CPU every other tenant's deliveries need.
+ */
+export class Breakers {
+  private readonly state = new Map<string, { failures: number; probeAt: number }>();
+  constructor(
+    private readonly threshold: number,
+    private readonly probeMs: number,
+    private readonly log?: Logger,
+  ) {}
+
+  /** True when a task for this endpoint may be attempted now (closed, or the next probe is due). */
+  allow(key: string, now: number): boolean {
+    const s = this.state.get(key);
+    if (!s || this.threshold === 0 || s.failures < this.threshold) return true;
+    if (now < s.probeAt) return false;
+    s.probeAt = now + this.probeMs;
+    return true;
+  }
+
+  record(key: string, succeeded: boolean, now: number): void {
+    if (this.threshold === 0) return;
+    const s = this.state.get(key);
+    if (succeeded) {
+      if (s && s.failures >= this.threshold) this.log?.info({ endpoint: key, failures: s.failures }, 'endpoint answered again: circuit closed');
+      this.state.delete(key);
+      return;
+    }
+    if (!s) return void this.state.set(key, { failures: 1, probeAt: 0 });
+    s.failures++;
+    if (s.failures === this.threshold) {
+      s.probeAt = now + this.probeMs;
+      this.log?.info({ endpoint: key, failures: s.failures }, 'endpoint failing: circuit open, one probe attempt per interval');
+    }
+  }
+
+  get open(): number {
+    let n = 0;
+    for (const s of this.state.values()) if (s.failures >= this.threshold) n++;
+    return n;
+  }
 }
 
 export interface EngineOptions {
@@ -59,6 +108,10 @@ export interface EngineOptions {
   redeliveryGraceMs?: number;
   /** Told about storage or broker failures of background work (readiness turns NOT_SERVING on timeouts). */
   onDependencyError?: (err: unknown) => void;
+  /** Attempts in a row that fail before an endpoint gets only probes (0: never). Default 20. */
+  breakerFailures?: number;
+  /** One probe attempt per this long to an endpoint whose circuit is open. Default 1 s. */
+  breakerProbeMs?: number;
 }
 
 /** What intakeTasks took of a chunk, and when to look at the rest. */
@@ -93,6 +146,7 @@ export class DeliveryEngine {
   /** Tasks held in memory (queued, in flight, or being recorded) above which intake waits. */
   private readonly maxHeld: number;
   private ageTimer: NodeJS.Timeout | undefined;
+  readonly breakers: Breakers;
 
   constructor(
     private readonly models: Pick<DispatcherModels, 'events'>,
@@ -106,6 +160,7 @@ export class DeliveryEngine {
     this.spillAfterMs = opts.spillAfterMs ?? 2_000;
     this.redeliveryGraceMs = opts.redeliveryGraceMs ?? 12_000;
     this.maxHeld = opts.maxInFlight * 9;
+    this.breakers = new Breakers(opts.breakerFailures ?? 20, opts.breakerProbeMs ?? 1_000, log);
     this.queue = new WorkQueue<Job>(
       {
         maxInFlight: opts.maxInFlight,
@@ -282,7 +337,7 @@ export class DeliveryEngine {
         this.log.error({ err, topic, offset: m.offset }, 'undecodable record on a retry tier skipped');
         continue;
       }
-      const job = this.job(task, { links: linkFromTraceparent(task.traceparent) });
+      const job = this.job(task, { links: linkFromTraceparent(task.traceparent) }, tier?.delayMs);
       jobsByOffset.set(m.offset, [job]);
       if (due > now) hops.push(job);
     }
@@ -296,8 +351,18 @@ export class DeliveryEngine {
     return resumeAt === undefined ? { taken } : { taken, resumeAt };
   }
 
-  private job(task: Task, trace: AttemptTrace): Job {
-    return { task, deliveryId: deliveryIdOf(task), key: `${deliveryIdOf(task)}#${task.attemptsMade}`, endpointKey: `${task.event.workspaceId}|${task.endpointId}`, trace, settle: () => undefined, queuedAt: Date.now() };
+  private job(task: Task, trace: AttemptTrace, fromTierMs = 0): Job {
+    const deliveryId = deliveryIdOf(task);
+    return {
+      task,
+      deliveryId,
+      key: `${deliveryId}#${task.attemptsMade}`,
+      endpointKey: `${task.event.workspaceId}|${task.endpointId}`,
+      trace,
+      settle: () => undefined,
+      queuedAt: Date.now(),
+      postponeMs: Math.max(fromTierMs, this.tiers.shortest.delayMs),
+    };
   }
 
   /** Registers records and holds each until its tasks settle, in one synchronous step (no commit can pass a record before its tasks count). */
@@ -324,6 +389,7 @@ export class DeliveryEngine {
   private async enqueue(jobs: Job[], heartbeat?: () => Promise<void>): Promise<void> {
     const waitUntil = Date.now() + ENDPOINT_WAIT_MS;
     const overflow: Job[] = [];
+    const postponed: Job[] = [];
     let beat = Date.now();
     let heartbeatError: unknown;
     for (const j of jobs) {
@@ -331,6 +397,10 @@ export class DeliveryEngine {
       // while it waits here): it runs once.
       if (this.held.has(j.key)) {
         j.settle();
+        continue;
+      }
+      if (!this.stopped && !this.breakers.allow(j.endpointKey, Date.now())) {
+        postponed.push(j);
         continue;
       }
       let queued = !this.stopped && this.queue.push(j);
@@ -355,6 +425,12 @@ export class DeliveryEngine {
           heartbeatError = err;
         }
       }
+    }
+    if (postponed.length > 0) {
+      // Put back where they came from, attempt count unchanged: the endpoint's circuit is open.
+      const now = Date.now();
+      for (const j of postponed) j.task = { ...j.task, dueAt: now + j.postponeMs };
+      await this.defer(postponed);
     }
     if (overflow.length > 0) {
       this.log.debug({ deliveries: overflow.length }, 'endpoint queues full: overflow waits in the shortest tier');
@@ -424,6 +500,8 @@ export class DeliveryEngine {
         await this.defer([job]);
         return;
       }
+      const d = attempted.decision.kind;
+      if (d === 'succeeded' || (attempted.outcome.attempt && (d === 'retry' || d === 'failed'))) this.breakers.record(job.endpointKey, d === 'succeeded', Date.now());
       for (let i = 0; ; i++) {
         try {
           await this.pipeline.record(attempted);
