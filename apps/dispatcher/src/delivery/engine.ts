@@ -321,6 +321,7 @@ export class DeliveryEngine {
     let resumeAt: number | undefined;
     const hops: Job[] = [];
     const jobsByOffset = new Map<string, Job[]>();
+    const fresh: KafkaMessage[] = [];
     for (const m of messages) {
       const due = dueOf(m);
       if (due > now && tier && !this.tiers.hopsFrom(tier, due - now)) {
@@ -328,7 +329,9 @@ export class DeliveryEngine {
         break;
       }
       taken++;
+      // Registered already: fetched again after a rebalance that left the partition here.
       if (this.taskOffsets.seen(topic, partition, m.offset)) continue;
+      fresh.push(m);
       let task: Task;
       try {
         task = decodeTask(m);
@@ -341,7 +344,7 @@ export class DeliveryEngine {
       jobsByOffset.set(m.offset, [job]);
       if (due > now) hops.push(job);
     }
-    this.register(this.taskOffsets, topic, partition, messages.slice(0, taken), jobsByOffset);
+    this.register(this.taskOffsets, topic, partition, fresh, jobsByOffset);
     if (hops.length > 0) await this.defer(hops);
     const hopping = new Set(hops);
     await this.enqueue(
