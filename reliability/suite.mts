@@ -835,7 +835,8 @@ async function runSoak(): Promise<void> {
   const total = Math.round(((loadMs + tailMs) / 1000) * SOAK_RATE);
   const t0 = Date.now();
   let acks = 0;
-  const pub = publisher.run(stream(name, ctx.workspaces, total, wsOfRid), SOAK_RATE, 64, 120_000, { onAck: () => acks++ });
+  // Bounded in time: a stack that cannot keep up must not stretch the soak (events not sent by then are not counted).
+  const pub = publisher.run(stream(name, ctx.workspaces, total, wsOfRid), SOAK_RATE, 64, 120_000, { onAck: () => acks++, stop: () => Date.now() > t0 + loadMs + tailMs });
   let acksBefore = 0;
 
   // One sample a minute: dbStats and document counts of the dispatcher database, retry lag.
