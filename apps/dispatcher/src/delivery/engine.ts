@@ -14,7 +14,7 @@
 // bounded by the attempt-number index: see OutcomeWriter) but never loses it.
 //
 // A record of the events topic read again after a rebalance or a crash (its event is stored
-// already) may have been delivered by the replica that had it: its tasks go to the shortest tier
+// already) may have been delivered by the replica that had it: its tasks go to the grace tier
 // marked `verify`, due after redeliveryGraceMs (longer than that replica needs to finish the
 // attempt and record it), and each is attempted only if no success was recorded meanwhile.
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
@@ -102,7 +102,7 @@ export interface EngineOptions {
   maxInFlightPerEndpoint: number;
   /** Tasks waiting in memory for one endpoint before more go to the shortest tier. Default max(4 × maxInFlightPerEndpoint, 64). */
   maxQueuedPerEndpoint?: number;
-  /** A task not started this long after intake goes to the shortest tier (its record's offset can then be committed). Default 2 s. */
+  /** A task not started this long after intake goes to the `now` tier (its record's offset can then be committed). Default 2 s. */
   spillAfterMs?: number;
   /** How long tasks of an events record met again wait before they are verified and attempted. Default 12 s. */
   redeliveryGraceMs?: number;
@@ -306,7 +306,7 @@ export class DeliveryEngine {
     }
     this.register(this.eventOffsets, topic, partition, records, jobsByOffset);
     if (again.length > 0) {
-      this.log.info({ deliveries: again.length, partition }, 'records met again: deliveries wait in the shortest tier, then are attempted only if not delivered meanwhile');
+      this.log.info({ deliveries: again.length, partition }, 'records met again: deliveries wait in the grace tier, then are attempted only if not delivered meanwhile');
       const due = Date.now() + this.redeliveryGraceMs;
       for (const j of again) j.task = { ...j.task, verify: true, dueAt: due };
       await this.defer(again);
@@ -468,13 +468,13 @@ export class DeliveryEngine {
     }
   }
 
-  /** Tasks that waited in memory longer than spillAfterMs without starting: out to the shortest tier, due now. */
+  /** Tasks that waited in memory longer than spillAfterMs without starting: out to the `now` tier, due at once. */
   private async spillAged(): Promise<void> {
     if (this.stopped) return;
     const cutoff = Date.now() - this.spillAfterMs;
     const aged = this.queue.removeQueued((j) => j.queuedAt <= cutoff);
     if (aged.length === 0) return;
-    this.log.debug({ deliveries: aged.length }, 'deliveries waiting longer than SPILL_AFTER_MS handed to the shortest tier');
+    this.log.debug({ deliveries: aged.length }, 'deliveries waiting longer than SPILL_AFTER_MS handed to the now tier');
     for (const j of aged) this.held.delete(j.key);
     await this.defer(aged);
   }
@@ -527,7 +527,7 @@ export class DeliveryEngine {
   }
 
   /**
-   * Graceful stop: no new work; queued tasks are handed to the shortest tier at once; in-flight
+   * Graceful stop: no new work; queued tasks are handed to the `now` tier at once; in-flight
    * attempts get up to `deadlineMs` to finish and be recorded; whatever is still running then is
    * handed back too, marked `verify` and due once its attempt would have timed out (another
    * replica attempts it unless it was delivered meanwhile). When this resolves every task is

@@ -9,13 +9,13 @@ const tiers = new RetryTiers([5 * S, 5 * M, 30 * M, 2 * H, 5 * H, 10 * H, 10 * H
 
 describe('RetryTiers', () => {
   it('has one topic per distinct delay, named by its largest whole unit', () => {
-    expect(tiers.topics).toEqual(['webhooks.retry.5s.v1', 'webhooks.retry.5m.v1', 'webhooks.retry.30m.v1', 'webhooks.retry.2h.v1', 'webhooks.retry.5h.v1', 'webhooks.retry.10h.v1']);
-    expect([delayLabel(200), delayLabel(1_500), delayLabel(90 * S), delayLabel(0)]).toEqual(['200ms', '1500ms', '90s', '0ms']);
+    expect(tiers.topics).toEqual(['webhooks.retry.now.v1', 'webhooks.retry.5s.v1', 'webhooks.retry.5m.v1', 'webhooks.retry.30m.v1', 'webhooks.retry.2h.v1', 'webhooks.retry.5h.v1', 'webhooks.retry.10h.v1']);
+    expect([delayLabel(200), delayLabel(1_500), delayLabel(90 * S), delayLabel(0)]).toEqual(['200ms', '1500ms', '90s', 'now']);
     expect(tiers.shortest.delayMs).toBe(5 * S);
   });
 
   it('keeps each tier at least its delay plus a margin, and makes the partitions asked for', () => {
-    const [five] = tiers.topicSpecs();
+    const [, five] = tiers.topicSpecs();
     expect(five).toEqual({ name: 'webhooks.retry.5s.v1', partitions: 12, configs: { 'retention.ms': String(10 * S + 7 * 24 * H) } });
   });
 
@@ -27,7 +27,9 @@ describe('RetryTiers', () => {
     }
     // Retry-After 90 s: not the 5 s tier (it would hold that tier's records), the 5 m one.
     expect(tiers.forWait(90 * S).delayMs).toBe(5 * M);
-    expect(tiers.forWait(0).delayMs).toBe(5 * S);
+    // Due at once (a manual retry): the `now` tier, whose head is always due.
+    expect(tiers.forWait(0).delayMs).toBe(0);
+    expect(tiers.forWait(1).delayMs).toBe(5 * S);
     // Beyond the longest tier: the longest (the record hops when it reaches the head too early).
     expect(tiers.forWait(24 * H).delayMs).toBe(10 * H);
   });
@@ -39,8 +41,8 @@ describe('RetryTiers', () => {
     expect(tiers.byTopic('other')).toBeUndefined();
   });
 
-  it('an empty schedule still has a tier for overflow and manual retries', () => {
-    expect(new RetryTiers([], SETTINGS, 0).topics).toEqual(['webhooks.retry.5s.v1']);
+  it('an empty schedule still has a tier for overflow and one for what is due at once', () => {
+    expect(new RetryTiers([], SETTINGS, 0).topics).toEqual(['webhooks.retry.now.v1', 'webhooks.retry.5s.v1']);
   });
 });
 

@@ -24,8 +24,9 @@ export interface RetryTierSettings {
   retentionMarginMs: number;
 }
 
-/** 5s, 5m, 2h, or 1500ms: the largest unit that divides the delay. */
+/** 5s, 5m, 2h, or 1500ms: the largest unit that divides the delay; `now` for 0. */
 export function delayLabel(ms: number): string {
+  if (ms === 0) return 'now';
   if (ms > 0 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   if (ms > 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
   if (ms > 0 && ms % 1_000 === 0) return `${ms / 1_000}s`;
@@ -42,15 +43,18 @@ export class RetryTiers {
     /** ± fraction applied to scheduled delays (RETRY_JITTER_PERCENT / 100). */
     private readonly jitter: number,
   ) {
-    const delays = [...new Set(schedule)].sort((a, b) => a - b);
-    // An empty schedule (no retries) still needs a tier: overflow, manual retries and hand-backs wait there.
-    if (delays.length === 0) delays.push(5_000);
+    // Tier 0 (`now`) takes what is due at once: manual retries, recoveries, work handed back at
+    // shutdown or waiting in memory too long. Its head is always due, so it is never paused and
+    // never holds anything back. An empty schedule (no retries) still needs a positive tier for
+    // overflow and postponed work.
+    const delays = [...new Set([0, ...schedule])].sort((a, b) => a - b);
+    if (delays.length === 1) delays.push(5_000);
     this.tiers = delays.map((delayMs) => ({ delayMs, label: delayLabel(delayMs), topic: `${settings.prefix}.${delayLabel(delayMs)}.v1` }));
   }
 
-  /** Where overflow, manual retries and work handed back at shutdown wait: the shortest tier. */
+  /** The shortest tier with a delay: where a slow endpoint's overflow waits (and the least a postponed task waits). */
   get shortest(): Tier {
-    return this.tiers[0]!;
+    return this.tiers.find((t) => t.delayMs > 0)!;
   }
 
   get topics(): string[] {
@@ -72,7 +76,8 @@ export class RetryTiers {
    * hops: see `hopsFrom`).
    */
   forWait(waitMs: number): Tier {
-    return this.tiers.find((t) => this.maxWaitMs(t) >= waitMs) ?? this.tiers[this.tiers.length - 1]!;
+    if (waitMs <= 0) return this.tiers[0]!;
+    return this.tiers.find((t) => t.delayMs > 0 && this.maxWaitMs(t) >= waitMs) ?? this.tiers[this.tiers.length - 1]!;
   }
 
   /**
