@@ -52,7 +52,9 @@ export function createApp(config: PortalConfig, log: Logger = createLogger('port
       const http = new PortalHttpServer(config, signer, apiRoutes({ registry, delivery, signer, links, config }), themeCss(config), log);
       httpPort = await http.listen(config.httpHost, config.httpPort);
       life.defer('http server', () => http.close());
-      const publicUrl = config.publicUrl ?? `http://${config.httpHost === '0.0.0.0' ? '127.0.0.1' : config.httpHost}:${httpPort}`;
+      // Without PORTAL_PUBLIC_URL (local runs): http://localhost, which browsers treat as a secure
+      // context, so the Secure session cookie works without TLS on a developer's machine.
+      const publicUrl = config.publicUrl ?? `http://${['0.0.0.0', '127.0.0.1', '::', '::1'].includes(config.httpHost) ? 'localhost' : config.httpHost}:${httpPort}`;
       log.info({ host: config.httpHost, httpPort, publicUrl }, 'portal serving HTTP');
 
       const server = new GrpcServer(log);

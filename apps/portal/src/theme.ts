@@ -18,5 +18,5 @@ export function themeCss(config: Pick<PortalConfig, 'brandColor' | 'theme'>): st
   const rgb = expand(config.brandColor);
   const onBrand = luminance(rgb) > 0.179 ? '#000000' : '#ffffff';
   const scheme = config.theme === 'auto' ? 'light dark' : config.theme;
-  return `:root {\n  --brand: ${config.brandColor};\n  --brand-rgb: ${rgb.join(', ')};\n  --on-brand: ${onBrand};\n  color-scheme: ${scheme};\n}\n`;
+  return `html:root {\n  --brand: ${config.brandColor};\n  --brand-rgb: ${rgb.join(', ')};\n  --on-brand: ${onBrand};\n  color-scheme: ${scheme};\n}\n`;
 }
