@@ -8,7 +8,7 @@ import { formatDuration, formatTime, statusText } from '../../utils/format';
 import { Link } from '../../utils/router';
 import { useLoad } from '../../utils/use-load';
 
-export function AttemptLog({ endpointId, eventTypes, readOnly, refreshKey }: { endpointId: string; eventTypes: EventType[]; readOnly: boolean; refreshKey: number }) {
+export function AttemptLog({ endpointId, eventTypes, readOnly, refreshKey, onRefresh }: { endpointId: string; eventTypes: EventType[]; readOnly: boolean; refreshKey: number; onRefresh: () => void }) {
   const id = useId();
   const [outcome, setOutcome] = useState<Outcome | ''>('');
   const [eventType, setEventType] = useState('');
@@ -30,7 +30,7 @@ export function AttemptLog({ endpointId, eventTypes, readOnly, refreshKey }: { e
     <section aria-labelledby={`${id}-h`} className="card">
       <div className="page-head">
         <h2 id={`${id}-h`}>Attempt log</h2>
-        <button type="button" onClick={log.reload}>
+        <button type="button" onClick={onRefresh}>
           Refresh
         </button>
       </div>

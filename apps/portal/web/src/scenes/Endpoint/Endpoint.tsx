@@ -95,7 +95,7 @@ export function EndpointPage({ id }: { id: string }) {
         {chart.data ? <DeliveriesChart attempts={chart.data.items} /> : <Loading label="Loading the chart…" rows={4} />}
       </section>
 
-      <AttemptLog endpointId={endpoint.id} eventTypes={eventTypes} readOnly={session.readOnly} refreshKey={refreshKey} />
+      <AttemptLog endpointId={endpoint.id} eventTypes={eventTypes} readOnly={session.readOnly} refreshKey={refreshKey} onRefresh={() => setRefreshKey((k) => k + 1)} />
 
       {!session.readOnly && (
         <>
