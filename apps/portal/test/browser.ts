@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // Real Chromium (Debian's `chromium` package; scripts/test.sh installs it when missing) driven by
 // playwright-core, with axe-core run inside the page. No browser download, no CSP bypass: the
 // pages are tested under the portal's own Content-Security-Policy, and any CSP violation fails.

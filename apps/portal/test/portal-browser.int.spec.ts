@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // The product guide's steps in real Chromium against the real stack: create an endpoint that
 // points at a local HTTPS receiver, copy the secret from the page, add one event type, send a test
 // event and see the receiver's status and body in the test log, publish a real event over gRPC
@@ -274,6 +275,9 @@ describe('portal in a real browser', () => {
     await second.page.getByRole('heading', { name: 'Session ended' }).waitFor();
     await second.page.getByText(/already used/).waitFor();
     await noSeriousA11yProblems(second.page, 'Session ended');
+    // The checker itself: an unlabelled field on the same page is reported.
+    await second.page.evaluate(() => document.body.append(Object.assign(document.createElement('input'), { type: 'text' })));
+    expect((await axe(second.page)).join('\n')).toMatch(/critical label/);
     await second.context.close();
   });
 });

@@ -25,7 +25,7 @@ export function DeliveriesChart({ attempts }: { attempts: Attempt[] }) {
   return (
     <figure className="chart" aria-labelledby={`${id}-cap`}>
       <figcaption id={`${id}-cap`}>
-        Deliveries over time by outcome, and mean answer time ({total} attempts, newest {attempts.length} loaded)
+        Deliveries over time by outcome, and mean answer time ({total === 1 ? '1 attempt' : `${total} attempts`})
       </figcaption>
       <div className="legend" aria-hidden="true">
         <span className="key succeeded" /> Succeeded <span className="key retrying" /> Retrying <span className="key failed" /> Failed <span className="key answer" /> Answer time (max {maxMs} ms)
