@@ -86,7 +86,9 @@ export class PortalHttpServer {
   }
 
   async listen(host: string, port: number): Promise<number> {
-    this.indexHtml = await readFile(path.join(this.config.webDir, 'index.html')).catch(() => undefined);
+    const html = await readFile(path.join(this.config.webDir, 'index.html'), 'utf8').catch(() => undefined);
+    // The configured theme on <html> from the first byte, so a dark portal never flashes light.
+    this.indexHtml = html === undefined ? undefined : Buffer.from(html.replace('<html lang="en">', `<html lang="en" data-theme="${this.config.theme}">`));
     if (!this.indexHtml) this.log.warn({ webDir: this.config.webDir }, 'no built front end (index.html) found; run the build');
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.headersTimeout = 20_000;
