@@ -36,7 +36,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { signingKeys?: { id: string; key: Buffer }[]; portalEnv?: Record<string, string> } = {}): Promise<Stack> {
+export async function startStack(opts: { signingKeys?: { id: string; key: Buffer }[]; portalEnv?: Record<string, string>; dispatcherEnv?: Record<string, string> } = {}): Promise<Stack> {
   const infra = infraFromEnv();
   const prefix = uniquePrefix('portal');
   const pki = makeTestPki();
@@ -50,7 +50,7 @@ export async function startStack(opts: { signingKeys?: { id: string; key: Buffer
   const registryAddress = `127.0.0.1:${reg.port}`;
   const [ing, dis] = await Promise.all([
     startService('event-ingest', { ...base, MONGODB_DATABASE: `${prefix}_ingest`, REGISTRY_ADDRESS: registryAddress }),
-    startService('dispatcher', { ...base, ...allow, MONGODB_DATABASE: `${prefix}_dispatcher`, REGISTRY_ADDRESS: registryAddress, NODE_EXTRA_CA_CERTS: pki.caFile }),
+    startService('dispatcher', { ...base, ...allow, MONGODB_DATABASE: `${prefix}_dispatcher`, REGISTRY_ADDRESS: registryAddress, NODE_EXTRA_CA_CERTS: pki.caFile, ...(opts.dispatcherEnv ?? {}) }),
   ]);
   services.push(ing, dis);
   const keys = opts.signingKeys ?? [{ id: 'k2', key: randomBytes(32) }];

@@ -36,7 +36,8 @@ describe('portal in a real browser', () => {
   const opened: Watched[] = [];
 
   beforeAll(async () => {
-    [stack, browser] = await Promise.all([startStack(), launch()]);
+    // Automatic retries far apart, so the Retry button is what makes the second attempt.
+    [stack, browser] = await Promise.all([startStack({ dispatcherEnv: { RETRY_SCHEDULE: '10m,10m' } }), launch()]);
     writeFileSync(path.join(stack.pki.dir, 'receiver.py'), PYTHON_RECEIVER);
   });
   afterAll(async () => {
@@ -249,6 +250,41 @@ describe('portal in a real browser', () => {
     await page.getByText('No endpoints yet').waitFor();
     expect((await stack.registry.listEndpoints({ workspaceId: ws })).endpoints).toEqual([]);
     expect(stack.portal.child.exitCode).toBeNull();
+  });
+
+  it('retries a failed delivery from the attempt log, and recovers since a time', async () => {
+    const ws = `ws_retry_${randomBytes(3).toString('hex')}`;
+    stack.receiver.behaviour.set('/flaky', { status: 503, body: 'down for maintenance' });
+    const created = await stack.registry.createEndpoint({ workspaceId: ws, url: stack.receiver.url('/flaky'), description: 'flaky receiver' });
+    const { page } = await open(ws);
+    await page.getByRole('link', { name: stack.receiver.url('/flaky') }).click();
+    await page.getByRole('heading', { name: 'Attempt log' }).waitFor();
+    const published = await stack.ingest.publishEvent({ event: { workspaceId: ws, eventType: 'invoice.voided', payload: Buffer.from(JSON.stringify({ invoice_id: 'in_flaky' })), idempotencyKey: `k-${randomBytes(4).toString('hex')}` } });
+    await eventually(() => stack.receiver.on('/flaky').find((r) => r.headers['x-webhook-id'] === published.eventId), 60_000, 'the first attempt');
+    await page.getByLabel('Outcome', { exact: true }).selectOption('failed');
+    const attempts = page.getByRole('table', { name: 'Attempts' });
+    await eventually(async () => {
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      return (await attempts.getByText(published.eventId).count()) > 0 ? true : undefined;
+    }, 30_000, 'the failed attempt in the log');
+    await attempts.getByText('Failed', { exact: true }).first().waitFor();
+    await attempts.getByRole('cell', { name: '503', exact: true }).waitFor();
+
+    stack.receiver.behaviour.set('/flaky', { status: 200, body: 'back' });
+    await attempts.getByRole('button', { name: `Retry ${published.eventId}` }).click();
+    await attempts.getByText('Retry scheduled').waitFor();
+    await eventually(() => (stack.receiver.on('/flaky').filter((r) => r.headers['x-webhook-id'] === published.eventId).length >= 2 ? true : undefined), 60_000, 'the retried attempt');
+    await page.getByLabel('Outcome', { exact: true }).selectOption('succeeded');
+    await eventually(async () => {
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      return (await attempts.getByText(published.eventId).count()) > 0 ? true : undefined;
+    }, 30_000, 'the successful retry in the log');
+    expect(await attempts.getByRole('row').filter({ hasText: published.eventId }).getByRole('cell', { name: '2', exact: true }).count()).toBe(1);
+
+    // Recover: nothing of this endpoint is in the failed state any more, and the page says so.
+    await page.getByRole('button', { name: 'Recover' }).click();
+    await page.getByText('0 failed deliveries were scheduled again.').waitFor();
+    expect(created.endpoint).toBeDefined();
   });
 
   it('shows a read-only session everything and no way to change it; dark theme passes axe too', async () => {
