@@ -175,7 +175,7 @@ describe('portal in a real browser', () => {
     await screenshot(page, 'event-types');
 
     // Webhooks list with health.
-    await page.getByRole('link', { name: 'Webhooks' }).click();
+    await page.getByRole('navigation', { name: 'Portal' }).getByRole('link', { name: 'Webhooks' }).click();
     await page.getByRole('link', { name: stack.receiver.url('/guide') }).waitFor();
     await page.getByText(/Healthy · 200/).waitFor();
     await noSeriousA11yProblems(page, 'Webhooks');
@@ -297,6 +297,13 @@ describe('portal in a real browser', () => {
     for (const name of ['Add events', 'Send', 'Rotate secret', 'Delete endpoint', 'Disable endpoint']) expect([name, await page.getByRole('button', { name, exact: true }).count()]).toEqual([name, 0]);
     await noSeriousA11yProblems(page, 'Endpoint (read-only, dark)');
     await screenshot(page, 'endpoint-read-only-dark');
+    // Responsive: a phone-sized viewport, same checks.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByRole('navigation', { name: 'Portal' }).getByRole('link', { name: 'Webhooks' }).click();
+    await page.getByRole('link', { name: stack.receiver.url('/ro') }).waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
+    await noSeriousA11yProblems(page, 'Webhooks (phone, dark)');
+    await screenshot(page, 'webhooks-phone-dark');
   });
 
   it('refuses a replayed link in the browser with a readable message', async () => {

@@ -136,6 +136,22 @@ describe('portal HTTP API', () => {
     expect(stack.receiver.on('/x')).toEqual([]);
   });
 
+  it('pages through endpoints with opaque tokens', async () => {
+    const ws = `ws_pages_${randomBytes(3).toString('hex')}`;
+    const h = await session(ws);
+    for (let i = 0; i < 3; i++) expect((await h.json('POST', '/api/endpoints', { url: stack.receiver.url(`/p${i}`), requestId: `p${i}` })).status).toBe(200);
+    const seen: string[] = [];
+    let token = '';
+    for (let page = 0; page < 5; page++) {
+      const r = await h.json<{ endpoints: { url: string }[]; nextPageToken: string }>('GET', `/api/endpoints?pageSize=2${token ? `&pageToken=${encodeURIComponent(token)}` : ''}`);
+      expect(r.status).toBe(200);
+      seen.push(...r.body.endpoints.map((e) => e.url));
+      token = r.body.nextPageToken;
+      if (!token) break;
+    }
+    expect(seen).toEqual([0, 1, 2].map((i) => stack.receiver.url(`/p${i}`)));
+  });
+
   it('refuses writes without the CSRF token, or with another session’s', async () => {
     const a = await session(wsA);
     const other = await session(wsA);
