@@ -214,7 +214,9 @@ describe('portal HTTP API', () => {
   });
 
   it('returns a secret in exactly one response per create or rotation, and logs none', async () => {
-    const a = await session(wsA);
+    const linkTok = await linkToken(stack, wsA);
+    const a = new PortalHttp(stack.portalUrl);
+    expect((await a.open(linkTok)).status).toBe(200);
     const bodies: string[] = [];
     const call = async (method: string, path: string, body?: unknown) => {
       const r = await a.json(method, path, body);
@@ -243,6 +245,7 @@ describe('portal HTTP API', () => {
       expect([s.name, s.output().includes(secret2)]).toEqual([s.name, false]);
       expect([s.name, s.output().includes(a.cookie.split('=')[1]!)]).toEqual([s.name, false]);
       expect([s.name, s.output().includes(a.csrf)]).toEqual([s.name, false]);
+      expect([s.name, s.output().includes(linkTok.split('.')[2]!)]).toEqual([s.name, false]);
     }
   });
 });

@@ -30,8 +30,8 @@ export interface CreatePortalSessionRequest {
   /** Tenant id, 1-128 characters of [A-Za-z0-9_.:-]. */
   workspaceId: string;
   /**
-   * How long the browser session lasts once the link is opened; unset or zero means 1 hour;
-   * between 1 minute and 24 hours.
+   * How long the browser session lasts once the link is opened, between 1 minute and 24 hours;
+   * unset or zero means the portal's default (PORTAL_SESSION_TTL_SECONDS, 1 hour).
    */
   ttl:
     | Duration
@@ -258,9 +258,9 @@ export type PortalServiceService = typeof PortalServiceService;
 export const PortalServiceService = {
   /**
    * Issues a one-time link that opens the portal for one workspace. The link's token is signed,
-   * single-use and expires after the portal's link lifetime (default 5 minutes); opening it
-   * starts a browser session of `ttl` (default 1 hour, at most 24 hours). Read-only sessions
-   * can look at everything and change nothing.
+   * single-use and expires after the portal's link lifetime (PORTAL_LINK_TTL_SECONDS, default
+   * 5 minutes); opening it starts a browser session of `ttl`. Read-only sessions can look at
+   * everything and change nothing.
    */
   createPortalSession: {
     path: "/webhooks.portal.v1.PortalService/CreatePortalSession" as const,
@@ -278,9 +278,9 @@ export const PortalServiceService = {
 export interface PortalServiceServer extends UntypedServiceImplementation {
   /**
    * Issues a one-time link that opens the portal for one workspace. The link's token is signed,
-   * single-use and expires after the portal's link lifetime (default 5 minutes); opening it
-   * starts a browser session of `ttl` (default 1 hour, at most 24 hours). Read-only sessions
-   * can look at everything and change nothing.
+   * single-use and expires after the portal's link lifetime (PORTAL_LINK_TTL_SECONDS, default
+   * 5 minutes); opening it starts a browser session of `ttl`. Read-only sessions can look at
+   * everything and change nothing.
    */
   createPortalSession: handleUnaryCall<CreatePortalSessionRequest, CreatePortalSessionResponse>;
 }
@@ -288,9 +288,9 @@ export interface PortalServiceServer extends UntypedServiceImplementation {
 export interface PortalServiceClient extends Client {
   /**
    * Issues a one-time link that opens the portal for one workspace. The link's token is signed,
-   * single-use and expires after the portal's link lifetime (default 5 minutes); opening it
-   * starts a browser session of `ttl` (default 1 hour, at most 24 hours). Read-only sessions
-   * can look at everything and change nothing.
+   * single-use and expires after the portal's link lifetime (PORTAL_LINK_TTL_SECONDS, default
+   * 5 minutes); opening it starts a browser session of `ttl`. Read-only sessions can look at
+   * everything and change nothing.
    */
   createPortalSession(
     request: CreatePortalSessionRequest,
