@@ -98,7 +98,7 @@ describe('portal in a real browser', () => {
     expect(secret).toBe(shown);
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/=]+$/);
     await noSeriousA11yProblems(page, 'Endpoint created');
-    await screenshot(page, 'secret-shown-once');
+    await screenshot(page, 'secret-shown-once', [page.getByRole('textbox', { name: 'Signing secret' })]);
 
     // Open the endpoint; Add events: one type from the catalog, with its schema and example.
     await page.getByRole('link', { name: 'Open endpoint' }).click();
