@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { eventually, type ReceivedRequest } from '@hookline/testing';
-import { axe, launch, openPage, screenshot, type Watched } from './browser';
+import { axe, launch, layoutShift, openPage, screenshot, type Watched } from './browser';
 import { startStack, type Stack } from './harness';
 
 jest.setTimeout(240_000);
@@ -63,6 +63,8 @@ describe('portal in a real browser', () => {
     await w.page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
     // The token left the address bar at once.
     expect(w.page.url()).not.toContain('token');
+    // No layout shift while the portal opens (Google's "good" is under 0.1).
+    expect(await layoutShift(w.page)).toBeLessThan(0.1);
     return w;
   };
 
@@ -103,8 +105,16 @@ describe('portal in a real browser', () => {
     // Open the endpoint; Add events: one type from the catalog, with its schema and example.
     await page.getByRole('link', { name: 'Open endpoint' }).click();
     await page.getByRole('heading', { name: stack.receiver.url('/guide') }).waitFor();
-    await page.getByRole('button', { name: 'Add events' }).click();
+    // Keyboard: the dialog opens from the keyboard, Escape closes it and focus comes back.
+    const addEvents = page.getByRole('button', { name: 'Add events' });
+    await addEvents.focus();
+    await page.keyboard.press('Enter');
     const dialog = page.getByRole('dialog', { name: 'Add events' });
+    await dialog.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    await expect(addEvents.evaluate((el) => el === document.activeElement)).resolves.toBe(true);
+    await addEvents.click();
     await dialog.getByRole('radio', { name: 'Chosen event types' }).check();
     await dialog.getByText('An invoice was paid in full.').waitFor();
     await dialog.getByText('JSON Schema and example of invoice.paid').click();
@@ -244,7 +254,20 @@ describe('portal in a real browser', () => {
     const edit = page.getByRole('dialog', { name: 'Edit endpoint' });
     await edit.getByLabel('URL').fill('https://localhost.localdomain/x');
     await edit.getByText(/^URL host localhost\.localdomain is an internal name$/).waitFor();
-    await edit.getByRole('button', { name: 'Cancel' }).click();
+    await edit.getByLabel('URL').fill(stack.receiver.url('/bad2'));
+    await edit.getByLabel('Description').fill('edited');
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('heading', { name: stack.receiver.url('/bad2') }).waitFor();
+    await page.getByText('edited', { exact: true }).waitFor();
+    // Disable with confirmation, then enable again.
+    await page.getByRole('button', { name: 'Disable endpoint' }).click();
+    await page.getByRole('dialog', { name: 'Disable endpoint' }).getByRole('button', { name: 'Disable', exact: true }).click();
+    await page.getByText('Disabled (manual)').waitFor();
+    expect((await stack.registry.getEndpoint({ workspaceId: ws, endpointId: eps[0]!.id })).endpoint).toMatchObject({ enabled: false, url: stack.receiver.url('/bad2'), description: 'edited' });
+    await page.getByRole('button', { name: 'Enable endpoint' }).click();
+    await page.getByRole('dialog', { name: 'Enable endpoint' }).getByRole('button', { name: 'Enable', exact: true }).click();
+    await page.getByRole('button', { name: 'Disable endpoint' }).waitFor();
+    expect((await stack.registry.getEndpoint({ workspaceId: ws, endpointId: eps[0]!.id })).endpoint!.enabled).toBe(true);
     await page.getByRole('button', { name: 'Delete endpoint' }).click();
     await page.getByRole('dialog', { name: 'Delete endpoint' }).getByRole('button', { name: 'Delete' }).click();
     await page.getByText('No endpoints yet').waitFor();
@@ -321,6 +344,13 @@ describe('portal in a real browser', () => {
     // The checker itself: an unlabelled field on the same page is reported.
     await second.page.evaluate(() => document.body.append(Object.assign(document.createElement('input'), { type: 'text' })));
     expect((await axe(second.page)).join('\n')).toMatch(/critical label/);
+    // And the layout-shift probe: content pushed down after load is measured.
+    await second.page.evaluate(() => {
+      const d = document.createElement('div');
+      d.style.height = '300px';
+      document.body.prepend(d);
+    });
+    expect(await layoutShift(second.page)).toBeGreaterThan(0);
     await second.context.close();
   });
 });
