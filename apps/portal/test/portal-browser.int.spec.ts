@@ -292,6 +292,12 @@ describe('portal in a real browser', () => {
     }, 30_000, 'the failed attempt in the log');
     await attempts.getByText('Failed', { exact: true }).first().waitFor();
     await attempts.getByRole('cell', { name: '503', exact: true }).waitFor();
+    // The Webhooks list shows the endpoint failing since that attempt.
+    await page.getByRole('navigation', { name: 'Portal' }).getByRole('link', { name: 'Webhooks' }).click();
+    await page.getByText(/^Failing since .* · 503$/).waitFor();
+    await page.getByRole('link', { name: stack.receiver.url('/flaky') }).click();
+    await page.getByLabel('Outcome', { exact: true }).selectOption('failed');
+    await attempts.getByText(published.eventId).waitFor();
 
     stack.receiver.behaviour.set('/flaky', { status: 200, body: 'back' });
     await attempts.getByRole('button', { name: `Retry ${published.eventId}` }).click();
