@@ -22,7 +22,8 @@ export function TextField({ label, error, hint, multiline, inputRef, ...input }:
         </p>
       )}
       {multiline ? <textarea {...(props as TextareaHTMLAttributes<HTMLTextAreaElement>)} /> : <input ref={inputRef} {...(props as InputHTMLAttributes<HTMLInputElement>)} />}
-      <p id={`${id}-error`} className="field-error" role={error ? 'alert' : undefined}>
+      {/* Polite, not an alert: the as-you-type message changes with each keystroke. */}
+      <p id={`${id}-error`} className="field-error" aria-live="polite">
         {error ?? ''}
       </p>
     </div>

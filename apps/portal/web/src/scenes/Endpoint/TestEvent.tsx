@@ -63,7 +63,7 @@ export function TestEvent({ endpointId, eventTypes, readOnly }: { endpointId: st
       <ErrorNotice error={error} />
       <div role="status" aria-live="polite">
         {result && (
-          <div className={`result ${result.outcome === 'succeeded' ? 'ok' : 'bad'}`} aria-label="Test result">
+          <div className={`result ${result.outcome === 'succeeded' ? 'ok' : 'bad'}`} role="group" aria-label="Test result">
             <p>
               <strong>{result.outcome === 'succeeded' ? 'Delivered' : 'Failed'}</strong> · Status <span>{statusText(result.responseStatus, result.error)}</span> · {formatDuration(result.durationMs)}
             </p>
