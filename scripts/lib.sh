@@ -20,6 +20,8 @@ ensure_deps() {
 build() {
   echo "building (tsc -b)..." >&2
   tsc -b tsconfig.build.json
+  # The portal's front end (React + Vite, typechecked first) into apps/portal/dist/web.
+  npm run --silent build:web -w apps/portal
 }
 
 # Starts Kafka + FerretDB unless KAFKA_BROKERS and MONGODB_URI are both given, and exports their

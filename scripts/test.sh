@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`: everything CI checks, in order, on a clean clone or a dev machine.
 #   contracts (buf lint, breaking check against main, generated code up to date)
-#   → build and typecheck → module boundaries → Kafka + FerretDB (started here unless
+#   → build and typecheck (the portal's front end too) → module boundaries → Chromium (installed
+#   with apt-get when missing, for the portal's browser tests) → Kafka + FerretDB (started here unless
 #   KAFKA_BROKERS/MONGODB_URI point elsewhere; stopped after if this started them)
 #   → jest: unit, integration, e2e → Helm chart checks → fault injection (a bounded subset of
 #   `npm run test:faults`, on its own private Kafka and FerretDB; FAULTS_CI_SCENARIOS to choose).
@@ -20,6 +21,20 @@ tsc -p tsconfig.json
 
 step "module boundaries"
 node scripts/check-boundaries.mjs
+
+step "browser for the portal's tests"
+# Debian's chromium, driven by playwright-core (no browser download). CI runs as root on Debian.
+if [[ -z "${CHROMIUM_PATH:-}" ]] && ! command -v chromium >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium (apt-get)..." >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+  else
+    echo "error: the portal's browser tests need Chromium: apt-get install chromium, or set CHROMIUM_PATH" >&2
+    exit 1
+  fi
+fi
+export CHROMIUM_PATH="${CHROMIUM_PATH:-$(command -v chromium)}"
+echo "CHROMIUM_PATH=$CHROMIUM_PATH" >&2
 
 step "infrastructure"
 start_infra

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Helm chart checks (called by scripts/test.sh; runs from anywhere):
 #   1. helm lint --strict and helm template of deploy/helm/hookline with the default values,
-#      values/minimal.yaml, values/production.yaml and production with KEDA instead of the HPA;
+#      values/minimal.yaml, values/production.yaml, the portal with inline key and Ingress, and
+#      production with KEDA instead of the HPA;
 #   2. every rendered object validated offline against the Kubernetes 1.36 OpenAPI schemas,
 #      unknown fields included, plus the chart's own invariants (validate-manifests.mjs);
 #   3. every testdata/invalid-*.yaml must make `helm template` fail with the message on its
@@ -39,6 +40,7 @@ cases=(
   "default|"
   "minimal|-f $HERE/values/minimal.yaml --set secretEncryption.keys=$test_key"
   "production|-f $HERE/values/production.yaml"
+  "portal|--set portal.enabled=true --set portal.publicUrl=https://portal.example.com --set portal.signingKeys=$test_key --set portal.ingress.enabled=true --set portal.ingress.hosts[0]=portal.example.com"
   "production-keda|-f $HERE/values/production.yaml --set dispatcher.autoscaling.enabled=false --set dispatcher.keda.enabled=true --set dispatcher.keda.maxReplicas=24"
 )
 

@@ -3,7 +3,7 @@
 // Every call has a deadline; failures are retried only as retry.ts allows; errors are HooklineErrors.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { deliveryV1, endpointsV1, eventsV1 } from '@hookline/proto';
+import { deliveryV1, endpointsV1, eventsV1, portalV1 } from '@hookline/proto';
 import { toHooklineError } from './errors';
 import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy } from './retry';
 import { methodSafety, type Safety } from './safety';
@@ -81,6 +81,7 @@ export type PromiseClient<S> = {
 export type RegistryClient = PromiseClient<typeof endpointsV1.EndpointRegistryServiceService>;
 export type IngestClient = PromiseClient<typeof eventsV1.EventIngestServiceService>;
 export type DeliveryClient = PromiseClient<typeof deliveryV1.DeliveryServiceService>;
+export type PortalClient = PromiseClient<typeof portalV1.PortalServiceService>;
 
 /** The part of grpc.Client the call loop uses: small enough for a unit test to fake. */
 export interface UnaryTransport {
@@ -244,6 +245,12 @@ export function createIngestClient(opts: ClientOptions): IngestClient & { close(
 export function createDeliveryClient(opts: ClientOptions): DeliveryClient & { close(): void } {
   const ch = channel(opts);
   return Object.assign(createServiceClient(deliveryV1.DeliveryServiceService, deliveryV1 as unknown as MessageModule, ch, opts), { close: () => ch.close() });
+}
+
+/** A client for the portal's PortalService (one-time portal links, for the product's backend). */
+export function createPortalClient(opts: ClientOptions): PortalClient & { close(): void } {
+  const ch = channel(opts);
+  return Object.assign(createServiceClient(portalV1.PortalServiceService, portalV1 as unknown as MessageModule, ch, opts), { close: () => ch.close() });
 }
 
 export interface HooklineClientOptions extends Omit<ClientOptions, 'address'> {

@@ -5,6 +5,7 @@ import path from 'node:path';
 export * as endpointsV1 from './gen/webhooks/endpoints/v1/endpoints';
 export * as eventsV1 from './gen/webhooks/events/v1/events';
 export * as deliveryV1 from './gen/webhooks/delivery/v1/delivery';
+export * as portalV1 from './gen/webhooks/portal/v1/portal';
 export { Duration } from './gen/google/protobuf/duration';
 
 /** Binary FileDescriptorSet of every proto in proto/, written by `npm run proto:gen`. */
