@@ -1,15 +1,17 @@
 // A grpc-js server with grpc.health.v1 and server reflection, and handlers written as async
 // functions: the adapter answers exactly once, and every error goes through toGrpcStatus.
-import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type TextMapGetter } from '@opentelemetry/api';
 import { tracer } from '@hookline/telemetry';
-import { descriptorSetPath } from '@hookline/proto';
+import { descriptorSetPath, runtimeDescriptorSetPath } from '@hookline/proto';
 import { invalidField, toGrpcStatus } from './errors';
 import type { Logger } from './logger';
+import { DescriptorIndex, readDescriptorSet, ReflectionServer } from './reflection';
+
+let descriptorIndex: DescriptorIndex | undefined;
+/** proto/'s descriptors (with the well-known types) plus health, reflection and google.rpc; parsed once per process. */
+const descriptors = (): DescriptorIndex => (descriptorIndex ??= new DescriptorIndex([readDescriptorSet(descriptorSetPath), readDescriptorSet(runtimeDescriptorSetPath)]));
 
 type UnaryDefinition = grpc.MethodDefinition<unknown, unknown>;
 
@@ -36,8 +38,8 @@ export class GrpcServer {
 
   constructor(private readonly log: Logger) {
     this.health.addToServer(this.server);
-    const descriptors = loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath));
-    new ReflectionService(descriptors).addToServer(this.server);
+    // Reflects exactly the services added to this server (plus health and reflection).
+    new ReflectionServer(descriptors(), () => [...this.serviceNames]).addToServer(this.server);
   }
 
   /** Adds a service whose handlers are async functions. */
