@@ -1,9 +1,8 @@
 // Composition root of the dispatcher.
 import { hostname } from 'node:os';
-import * as grpc from '@grpc/grpc-js';
 import { deliveryV1, endpointsV1 } from '@hookline/proto';
 import { metrics } from '@opentelemetry/api';
-import { createLogger, exitOnFatal, GrpcServer, Lifecycle, Readiness, timeOrderedId, connectMongo, serve, type Logger } from '@hookline/service-kit';
+import { createLogger, exitOnFatal, grpcClientArgs, GrpcServer, Lifecycle, Readiness, timeOrderedId, connectMongo, serve, type Logger } from '@hookline/service-kit';
 import { allTopics, createKafka, createProducer, ensureTopicsOn, isRebalanceError, watchConsumer } from '@hookline/kafka';
 import { currentTelemetry } from '@hookline/telemetry';
 import { AllowList } from '@hookline/url-policy';
@@ -75,7 +74,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       await Promise.all(Object.values(models).map((m) => m.createIndexes()));
 
       log.info({ registry: config.registryAddress }, 'connecting to endpoint-registry');
-      const registry = new endpointsV1.EndpointRegistryServiceClient(config.registryAddress, grpc.credentials.createInsecure());
+      const registry = new endpointsV1.EndpointRegistryServiceClient(config.registryAddress, ...grpcClientArgs(config.registryClient));
       life.defer('registry client', () => registry.close());
       const subscribers = new SubscriberCache(new RegistrySubscribers(registry), config.subscriberCacheMs);
       const control = new RegistryControl(registry);
@@ -197,7 +196,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
 
       const server = new GrpcServer(log);
       server.add(deliveryV1.DeliveryServiceService, 'webhooks.delivery.v1.DeliveryService', deliveryService({ models, http, subscribers, examples: control, retentionMs: config.retentionMs, kick: () => void eng.scan() }));
-      ({ port, metricsPort } = await serve(server, { name: 'dispatcher', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort }, { life, readiness, log }));
+      ({ port, metricsPort } = await serve(server, { name: 'dispatcher', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort, security: config.grpcSecurity }, { life, readiness, log }));
     },
     stop: () => {
       readiness.drain();

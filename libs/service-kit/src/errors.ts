@@ -29,6 +29,8 @@ export const invalidField = (field: string, description: string): ServiceError =
 export const notFound = (message: string): ServiceError => new ServiceError(status.NOT_FOUND, message);
 export const alreadyExists = (message: string): ServiceError => new ServiceError(status.ALREADY_EXISTS, message);
 export const failedPrecondition = (message: string): ServiceError => new ServiceError(status.FAILED_PRECONDITION, message);
+export const unauthenticated = (message: string): ServiceError => new ServiceError(status.UNAUTHENTICATED, message);
+export const permissionDenied = (message: string): ServiceError => new ServiceError(status.PERMISSION_DENIED, message);
 export const unavailable = (message: string, cause?: unknown): ServiceError => new ServiceError(status.UNAVAILABLE, message, [], { cause });
 
 /** Collects every problem of a request so one answer lists them all. */

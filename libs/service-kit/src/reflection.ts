@@ -10,6 +10,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { fromBinary } from '@bufbuild/protobuf';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { FileDescriptorProtoSchema, type DescriptorProto, type EnumDescriptorProto } from '@bufbuild/protobuf/wkt';
+import { descriptorSetPath, runtimeDescriptorSetPath } from '@hookline/proto';
 
 interface IndexedFile {
   name: string;
@@ -117,6 +118,11 @@ export class DescriptorIndex {
 
 /** Loads a descriptor set file. */
 export const readDescriptorSet = (path: string): Uint8Array => new Uint8Array(readFileSync(path));
+
+let contracts: DescriptorIndex | undefined;
+/** proto/'s descriptors (with the well-known types) plus health, reflection and google.rpc; parsed once per process. */
+export const contractDescriptors = (): DescriptorIndex =>
+  (contracts ??= new DescriptorIndex([readDescriptorSet(descriptorSetPath), readDescriptorSet(runtimeDescriptorSetPath)]));
 
 // Request and response shapes as proto-loader decodes them (camelCase, oneof name set).
 interface ReflectionRequest {
