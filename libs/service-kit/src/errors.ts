@@ -23,6 +23,17 @@ export class ServiceError extends Error {
   }
 }
 
+/**
+ * A start that cannot succeed for a reason the operator fixes (credentials refused, a file that
+ * cannot be read): runMain prints its message as one line, without a stack.
+ */
+export class StartupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}
+
 export const invalidArgument = (violations: FieldViolation[]): ServiceError =>
   new ServiceError(status.INVALID_ARGUMENT, violations.map((v) => `${v.field}: ${v.description}`).join('; '), violations);
 export const invalidField = (field: string, description: string): ServiceError => invalidArgument([{ field, description }]);

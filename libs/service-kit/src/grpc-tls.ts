@@ -6,6 +6,7 @@ import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { StartupError } from './errors';
 import type { Logger } from './logger';
 
 export interface ServerTlsFiles {
@@ -31,7 +32,7 @@ function readMaterial(files: { certFile: string; keyFile: string; caFile?: strin
     try {
       return readFileSync(path);
     } catch (err) {
-      throw new Error(`${what} ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new StartupError(`${what} ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   };
   const cert = read('certificate', files.certFile);
@@ -41,20 +42,20 @@ function readMaterial(files: { certFile: string; keyFile: string; caFile?: strin
   try {
     x509 = new X509Certificate(cert);
   } catch {
-    throw new Error(`certificate ${files.certFile} is not a PEM certificate`);
+    throw new StartupError(`certificate ${files.certFile} is not a PEM certificate`);
   }
   let ok = false;
   try {
     ok = x509.checkPrivateKey(createPrivateKey(key));
   } catch {
-    throw new Error(`private key ${files.keyFile} is not a PEM private key`);
+    throw new StartupError(`private key ${files.keyFile} is not a PEM private key`);
   }
-  if (!ok) throw new Error(`private key ${files.keyFile} does not belong to certificate ${files.certFile} (a rotation half done?)`);
+  if (!ok) throw new StartupError(`private key ${files.keyFile} does not belong to certificate ${files.certFile} (a rotation half done?)`);
   if (ca && files.caFile) {
     try {
       new X509Certificate(ca);
     } catch {
-      throw new Error(`CA bundle ${files.caFile} is not a PEM certificate`);
+      throw new StartupError(`CA bundle ${files.caFile} is not a PEM certificate`);
     }
   }
   // What Node itself will accept (key type, chain encoding).
@@ -197,7 +198,7 @@ function readMaterialOrCa(t: { caFile?: string; certFile?: string; keyFile?: str
     try {
       new X509Certificate(readFileSync(t.caFile));
     } catch (err) {
-      throw new Error(`CA bundle ${t.caFile} cannot be used: ${(err as NodeJS.ErrnoException).code ?? 'not a PEM certificate'}`);
+      throw new StartupError(`CA bundle ${t.caFile} cannot be used: ${(err as NodeJS.ErrnoException).code ?? 'not a PEM certificate'}`);
     }
   }
 }
