@@ -40,6 +40,7 @@ cases=(
   "minimal|-f $HERE/values/minimal.yaml --set secretEncryption.keys=$test_key"
   "production|-f $HERE/values/production.yaml"
   "production-keda|-f $HERE/values/production.yaml --set dispatcher.autoscaling.enabled=false --set dispatcher.keda.enabled=true --set dispatcher.keda.maxReplicas=24"
+  "production-open-on-purpose|-f $HERE/values/production.yaml --set grpc.permissions.enabled=false --set grpc.permissions.allowOpen=true"
 )
 
 echo "helm chart: $("$HELM" version --short), Kubernetes $KUBE_VERSION"
