@@ -223,8 +223,9 @@ export function explainAccessError(err: unknown): StartupError | undefined {
     if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL|HOSTNAME|ALTNAME/.test(code)) {
       return new StartupError(`Kafka TLS handshake failed (${code}): check KAFKA_TLS_CA_FILE and KAFKA_TLS_SERVER_NAME against the brokers' certificate`, { cause: err });
     }
-    if (e.name === 'KafkaJSProtocolError' && (e as { type?: unknown }).type === 'TOPIC_AUTHORIZATION_FAILED') {
-      return new StartupError('Kafka refused this user access to the topics (TOPIC_AUTHORIZATION_FAILED): grant its ACLs (describe, create, read, write on the Hookline topics)', { cause: err });
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === 'string' && type.endsWith('_AUTHORIZATION_FAILED')) {
+      return new StartupError(`Kafka refused this user (${type}): grant its ACLs (describe the cluster; create, describe, read and write the Hookline topics; its consumer groups)`, { cause: err });
     }
   }
   return undefined;
