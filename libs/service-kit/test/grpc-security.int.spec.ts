@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { createRegistryClient, NO_RETRY, type HooklineError, type TlsOptions } from '@hookline/client';
 import { endpointsV1 } from '@hookline/proto';
-import { eventually, makeTestCa, type IssuedCert, type TestCa } from '@hookline/testing';
+import { eventually, grpcurl, grpcurlBinary, makeTestCa, type IssuedCert, type TestCa } from '@hookline/testing';
 import { createLogger, EnvReader, GrpcServer, readGrpcServerSecurity, sha256Hex, type AsyncService } from '../src';
 
 jest.setTimeout(60_000);
@@ -77,6 +77,7 @@ describe('gRPC mutual TLS and permissions', () => {
   const withCert = (name: string, trust = ca.ca): TlsOptions => ({ ca: trust, cert: certs[name]!.cert, key: certs[name]!.key });
 
   beforeAll(async () => {
+    grpcurlBinary(); // built once per machine, before any timed call
     ca = makeTestCa('trusted');
     otherCa = makeTestCa('other');
     certs.server = ca.issue('server', { server: true });
@@ -169,6 +170,20 @@ describe('gRPC mutual TLS and permissions', () => {
     it('the health port serves nothing else', async () => {
       expect(await code(client(false, {}, s.healthPort).getEndpoint({ workspaceId: 'ws_1', endpointId: 'ep_1' }))).toMatchObject({ code: 'UNIMPLEMENTED' });
     });
+  });
+
+  it('grpcurl reflects and calls with a client certificate, and is refused without one', async () => {
+    const tls = ['-cacert', ca.caFile, '-cert', certs.admin!.certFile, '-key', certs.admin!.keyFile, '-servername', 'localhost'];
+    const listed = await grpcurl([...tls, `127.0.0.1:${s.port}`, 'list']);
+    expect(listed).toMatchObject({ code: 0, stderr: '' });
+    expect(listed.stdout.split('\n')).toContain(SERVICE);
+    const called = await grpcurl([...tls, '-d', '{"workspaceId":"ws_1","endpointId":"ep_1"}', `127.0.0.1:${s.port}`, `${SERVICE}/GetEndpoint`]);
+    expect(called).toMatchObject({ code: 0, stderr: '' });
+    const denied = await grpcurl(['-cacert', ca.caFile, '-cert', certs.acme!.certFile, '-key', certs.acme!.keyFile, '-servername', 'localhost', '-d', '{"workspaceId":"acme-1","endpointId":"ep_1"}', `127.0.0.1:${s.port}`, `${SERVICE}/DeleteEndpoint`]);
+    expect(denied.code).toBe(64 + grpc.status.PERMISSION_DENIED);
+    expect(denied.stderr).toContain('Code: PermissionDenied');
+    const anonymous = await grpcurl(['-cacert', ca.caFile, '-servername', 'localhost', `127.0.0.1:${s.port}`, 'list']);
+    expect(anonymous.code).not.toBe(0);
   });
 
   it('picks up a rotated server certificate without a restart', async () => {
