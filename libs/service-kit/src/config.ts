@@ -115,7 +115,8 @@ export class EnvReader {
 
   /** Throws ConfigError listing every problem found so far. */
   done(): void {
-    if (this.problems.length > 0) throw new ConfigError(this.problems);
+    // A key read by two helpers (GRPC_TLS_RELOAD_SECONDS) is listed once.
+    if (this.problems.length > 0) throw new ConfigError([...new Set(this.problems)]);
   }
 }
 
