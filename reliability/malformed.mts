@@ -10,7 +10,7 @@ import kafkajs from 'kafkajs';
 import { eventsV1 } from '@hookline/proto';
 import type { Ack } from './publisher.mts';
 import type { Ctx } from './suite.mts';
-import { sleep } from './stack.mts';
+import { clientCredentials, sleep } from './stack.mts';
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -156,7 +156,7 @@ export async function runMalformed(input: MalformedInput): Promise<MalformedResu
   const clientFor = (method: string) => {
     const addr = method.startsWith(INGEST) ? input.ingestAddress : method.includes('DeliveryService') ? input.dispatcherAddress : input.registryAddress;
     let c = clients.get(addr);
-    if (!c) clients.set(addr, (c = new grpc.Client(addr, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 16 * 1024 * 1024 })));
+    if (!c) clients.set(addr, (c = new grpc.Client(addr, clientCredentials(), { 'grpc.max_send_message_length': 16 * 1024 * 1024 })));
     return c;
   };
   const call = (method: string, body: Buffer) =>

@@ -4,7 +4,7 @@
 // acknowledged only on an OK answer.
 import * as grpc from '@grpc/grpc-js';
 import { eventsV1 } from '@hookline/proto';
-import { sleep } from './stack.mts';
+import { clientCredentials, sleep } from './stack.mts';
 
 export interface PlannedEvent {
   workspaceId: string;
@@ -44,7 +44,7 @@ const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDE
 export class Publisher {
   private client: eventsV1.EventIngestServiceClient;
   constructor(address: string) {
-    this.client = new eventsV1.EventIngestServiceClient(address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1_000 });
+    this.client = new eventsV1.EventIngestServiceClient(address, clientCredentials(), { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1_000 });
   }
 
   close(): void {

@@ -3,11 +3,56 @@
 // PRIVATE Kafka and FerretDB that reliability/run.sh started (deploy/local/*.sh with the same
 // HOOKLINE_* settings; they act only through the pid files of that state dir).
 import { execFile } from 'node:child_process';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { REPO_ROOT, startService, type ServiceProcess } from '@hookline/testing';
+import { makeTestCa, REPO_ROOT, startService, type ServiceProcess } from '@hookline/testing';
+
+/**
+ * RELIABILITY_ACCESS=mtls (opt-in): every service serves mutual TLS with caller permissions, as
+ * in production; ingest and the dispatchers call the registry with their own certificates and the
+ * suite with an all-methods one. Unset: plaintext and open, as before.
+ */
+const access = process.env.RELIABILITY_ACCESS === 'mtls' ? createAccess() : undefined;
+
+function createAccess() {
+  const ca = makeTestCa('faults');
+  const server = ca.issue('services', { server: true, client: true });
+  const suite = ca.issue('suite', { uri: 'spiffe://hookline/faults-suite' });
+  const ingest = ca.issue('ingest', { uri: 'spiffe://hookline/event-ingest' });
+  const dispatcher = ca.issue('dispatcher', { uri: 'spiffe://hookline/dispatcher' });
+  const registry = 'webhooks.endpoints.v1.EndpointRegistryService';
+  const policy = path.join(path.dirname(ca.caFile), 'permissions.json');
+  writeFileSync(
+    policy,
+    JSON.stringify({
+      callers: [
+        { name: 'faults-suite', certificate: 'spiffe://hookline/faults-suite', methods: ['*'], workspaces: ['*'] },
+        { name: 'event-ingest', certificate: 'spiffe://hookline/event-ingest', methods: [`${registry}/GetEventType`], workspaces: ['*'] },
+        { name: 'dispatcher', certificate: 'spiffe://hookline/dispatcher', methods: [`${registry}/ResolveSubscribers`, `${registry}/GetEventType`, `${registry}/DisableEndpoint`], workspaces: ['*'] },
+      ],
+    }),
+  );
+  const own: Record<string, { certFile: string; keyFile: string }> = { 'event-ingest': ingest, dispatcher };
+  return {
+    credentials: grpc.credentials.createSsl(Buffer.from(ca.ca), Buffer.from(suite.key), Buffer.from(suite.cert)),
+    serviceEnv(service: string): Record<string, string> {
+      const id = own[service];
+      return {
+        GRPC_TLS_CERT_FILE: server.certFile,
+        GRPC_TLS_KEY_FILE: server.keyFile,
+        GRPC_TLS_CLIENT_CA_FILE: ca.caFile,
+        GRPC_PERMISSIONS_FILE: policy,
+        ...(id ? { REGISTRY_TLS_CA_FILE: ca.caFile, REGISTRY_TLS_CERT_FILE: id.certFile, REGISTRY_TLS_KEY_FILE: id.keyFile } : {}),
+      };
+    },
+  };
+}
+
+/** Credentials for the suite's own gRPC clients (mutual TLS under RELIABILITY_ACCESS=mtls). */
+export const clientCredentials = (): grpc.ChannelCredentials => access?.credentials ?? grpc.credentials.createInsecure();
+export const accessMode = access ? 'mutual TLS + permissions' : 'plaintext, open';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -58,7 +103,7 @@ export class Stack {
   /** Registers and starts a service process under `name` on a fixed free port. */
   async add(name: string, service: string, env: Record<string, string>): Promise<Managed> {
     const port = await freePort();
-    const m: Managed = { name, service, env: { ...env, GRPC_PORT: String(port) }, port, proc: undefined, expectExit: false, log: createWriteStream(path.join(this.logDir, `${name}.log`), { flags: 'a' }), starts: 0 };
+    const m: Managed = { name, service, env: { ...env, ...access?.serviceEnv(service), GRPC_PORT: String(port) }, port, proc: undefined, expectExit: false, log: createWriteStream(path.join(this.logDir, `${name}.log`), { flags: 'a' }), starts: 0 };
     this.managed.set(name, m);
     await this.start(name);
     return m;
@@ -186,7 +231,7 @@ export class Stack {
 }
 
 export async function healthOf(address: string, timeoutMs = 2_000): Promise<string> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const client = new grpc.Client(address, clientCredentials());
   try {
     const res = await new Promise<Buffer>((resolve, reject) =>
       client.makeUnaryRequest(HEALTH_PATH, (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), new grpc.Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (err, value) =>

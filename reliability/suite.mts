@@ -21,7 +21,7 @@ import { endpointsV1 } from '@hookline/proto';
 import { isolatedServiceEnv, makeTestPki, rpc, uniquePrefix } from '@hookline/testing';
 import { RecordingReceiver, type Behaviour } from './receiver.mts';
 import { Publisher, type Ack, type PlannedEvent, type PublishReport } from './publisher.mts';
-import { infraScript, sleep, Stack } from './stack.mts';
+import { accessMode, clientCredentials, infraScript, sleep, Stack } from './stack.mts';
 import { runMalformed } from './malformed.mts';
 
 // ---- settings ------------------------------------------------------------------------------
@@ -95,9 +95,9 @@ await Promise.all([
   stack.add('ingest', 'event-ingest', { ...base, MONGODB_DATABASE: `${prefix}_ingest`, REGISTRY_ADDRESS: registryAddress }),
   ...Array.from({ length: DISPATCHERS }, () => stack.addDispatcher(dispatcherEnv)),
 ]);
-log(`services up: ${stack.names().map((n) => `${n}@${stack.port(n)}`).join(' ')}`);
+log(`services up (${accessMode}): ${stack.names().map((n) => `${n}@${stack.port(n)}`).join(' ')}`);
 
-const registry = new endpointsV1.EndpointRegistryServiceClient(registryAddress, grpc.credentials.createInsecure());
+const registry = new endpointsV1.EndpointRegistryServiceClient(registryAddress, clientCredentials());
 const publisher = new Publisher(stack.address('ingest'));
 // Every query of the suite is bounded: a wedged database (finding 4) must fail the run, not hang it.
 /** The dispatcher database the running scenario's dispatchers write (the soak has its own). */

@@ -7,3 +7,4 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 buf lint proto
 buf generate --template proto/buf.gen.yaml
 buf build proto -o libs/proto/descriptors.binpb
+bash scripts/proto-runtime.sh

@@ -42,6 +42,7 @@ cases=(
   "production|-f $HERE/values/production.yaml"
   "portal|--set portal.enabled=true --set portal.publicUrl=https://portal.example.com --set portal.signingKeys=$test_key --set portal.ingress.enabled=true --set portal.ingress.hosts[0]=portal.example.com"
   "production-keda|-f $HERE/values/production.yaml --set dispatcher.autoscaling.enabled=false --set dispatcher.keda.enabled=true --set dispatcher.keda.maxReplicas=24"
+  "production-open-on-purpose|-f $HERE/values/production.yaml --set grpc.permissions.enabled=false --set grpc.permissions.allowOpen=true"
 )
 
 echo "helm chart: $("$HELM" version --short), Kubernetes $KUBE_VERSION"

@@ -136,6 +136,13 @@ num.recovery.threads.per.data.dir=1
 # quarter of our heap for compacted topics holding a few KB.
 log.cleaner.dedupe.buffer.size=33554432
 EOF
+  # Opt-in extra broker settings (tests: a SASL_SSL listener next to PLAINTEXT). Appended, so
+  # a key given again there (listeners, advertised.listeners, ...) overrides the one above.
+  if [[ -n "${HOOKLINE_KAFKA_EXTRA_CONFIG:-}" ]]; then
+    [[ -r "$HOOKLINE_KAFKA_EXTRA_CONFIG" ]] || die "HOOKLINE_KAFKA_EXTRA_CONFIG=$HOOKLINE_KAFKA_EXTRA_CONFIG cannot be read"
+    printf '\n# From HOOKLINE_KAFKA_EXTRA_CONFIG=%s\n' "$HOOKLINE_KAFKA_EXTRA_CONFIG" >>"$KAFKA_STATE/server.properties"
+    cat "$HOOKLINE_KAFKA_EXTRA_CONFIG" >>"$KAFKA_STATE/server.properties"
+  fi
 }
 
 format_storage() {

@@ -28,6 +28,7 @@ const GLOBAL_OPTIONS: Record<string, ParseArgsOptionDescriptor & { help: string 
   cert: { type: 'string', help: 'PEM client certificate for mutual TLS (env HOOKLINE_TLS_CERT)' },
   key: { type: 'string', help: 'PEM client key for mutual TLS (env HOOKLINE_TLS_KEY)' },
   'server-name': { type: 'string', help: 'expected server certificate name (env HOOKLINE_TLS_SERVER_NAME)' },
+  'token-file': { type: 'string', help: 'file holding a bearer token sent as "authorization: Bearer" (env HOOKLINE_TOKEN or HOOKLINE_TOKEN_FILE)' },
   help: { type: 'boolean', short: 'h', help: 'show help' },
 };
 

@@ -1,5 +1,6 @@
 // The only reader of the environment: global flags win over HOOKLINE_* variables, which win
 // over the defaults (the ports `npm start` uses on 127.0.0.1).
+import { readFileSync } from 'node:fs';
 import { tlsFromFiles, type HooklineClientOptions, type TlsOptions } from '@hookline/client';
 import { UsageError } from './errors';
 import { parseDurationSeconds } from './parse';
@@ -16,6 +17,7 @@ export interface GlobalFlags {
   cert?: string;
   key?: string;
   'server-name'?: string;
+  'token-file'?: string;
 }
 
 export interface CliConfig {
@@ -49,6 +51,17 @@ export function loadConfig(flags: GlobalFlags, env: NodeJS.ProcessEnv): CliConfi
       throw new UsageError(`cannot read a TLS file: ${(err as Error).message}`);
     }
   }
+  // A file, not a flag value: a token on the command line ends up in shell history and `ps`.
+  const tokenFile = flags['token-file'] ?? (env.HOOKLINE_TOKEN_FILE || undefined);
+  let bearerToken = env.HOOKLINE_TOKEN || undefined;
+  if (tokenFile !== undefined) {
+    try {
+      bearerToken = readFileSync(tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new UsageError(`--token-file: cannot read ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!bearerToken) throw new UsageError(`--token-file: ${tokenFile} is empty`);
+  }
   const timeoutSeconds = flags.timeout === undefined ? undefined : parseDurationSeconds('timeout', flags.timeout);
   if (timeoutSeconds === 0) throw new UsageError('--timeout: must be more than 0');
   // An empty variable counts as unset; an empty flag is a mistake.
@@ -60,6 +73,7 @@ export function loadConfig(flags: GlobalFlags, env: NodeJS.ProcessEnv): CliConfi
       ingest: pick('ingest', 'HOOKLINE_INGEST'),
       dispatcher: pick('dispatcher', 'HOOKLINE_DISPATCHER'),
       tls,
+      ...(bearerToken ? { bearerToken } : {}),
       ...(timeoutSeconds !== undefined ? { timeoutMs: timeoutSeconds * 1000, methodTimeoutsMs: { SendTestEvent: timeoutSeconds * 1000, RecoverEndpoint: timeoutSeconds * 1000 } } : {}),
     },
     workspace,

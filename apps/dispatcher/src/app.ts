@@ -1,9 +1,8 @@
 // Composition root of the dispatcher.
 import { hostname } from 'node:os';
-import * as grpc from '@grpc/grpc-js';
 import { deliveryV1, endpointsV1 } from '@hookline/proto';
 import { metrics } from '@opentelemetry/api';
-import { createLogger, exitOnFatal, GrpcServer, Lifecycle, Readiness, timeOrderedId, connectMongo, serve, type Logger } from '@hookline/service-kit';
+import { createLogger, exitOnFatal, grpcClientArgs, GrpcServer, Lifecycle, Readiness, timeOrderedId, connectMongo, serve, type Logger } from '@hookline/service-kit';
 import { allTopics, createKafka, createProducer, ensureTopicsOn, isRebalanceError, watchConsumer } from '@hookline/kafka';
 import type { Consumer } from 'kafkajs';
 import { currentTelemetry } from '@hookline/telemetry';
@@ -93,7 +92,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       retentionRef = retention;
 
       log.info({ registry: config.registryAddress }, 'connecting to endpoint-registry');
-      const registry = new endpointsV1.EndpointRegistryServiceClient(config.registryAddress, grpc.credentials.createInsecure());
+      const registry = new endpointsV1.EndpointRegistryServiceClient(config.registryAddress, ...grpcClientArgs(config.registryClient));
       life.defer('registry client', () => registry.close());
       const subscribers = new SubscriberCache(new RegistrySubscribers(registry), config.subscriberCacheMs);
       const control = new RegistryControl(registry);
@@ -241,7 +240,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
 
       const server = new GrpcServer(log);
       server.add(deliveryV1.DeliveryServiceService, 'webhooks.delivery.v1.DeliveryService', deliveryService({ models, http, subscribers, examples: control, waiting, retentionMs: config.retentionMs }));
-      ({ port, metricsPort } = await serve(server, { name: 'dispatcher', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort }, { life, readiness, log }));
+      ({ port, metricsPort } = await serve(server, { name: 'dispatcher', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort, security: config.grpcSecurity }, { life, readiness, log }));
     },
     stop: () => {
       readiness.drain();

@@ -1,5 +1,5 @@
 // The only reader of process.env in the dispatcher. See the README's configuration table.
-import { EnvReader, readServiceSettings, type ServiceSettings } from '@hookline/service-kit';
+import { EnvReader, readGrpcClientSecurity, readServiceSettings, type GrpcClientSecurity, type ServiceSettings } from '@hookline/service-kit';
 import { readTelemetrySettings } from '@hookline/telemetry';
 import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
 import { AllowList } from '@hookline/url-policy';
@@ -14,6 +14,8 @@ export interface DispatcherConfig extends ServiceSettings {
   /** Consumer group shared by all dispatcher replicas. */
   consumerGroup: string;
   registryAddress: string;
+  /** TLS and this service's own identity (client certificate or bearer token) towards endpoint-registry. */
+  registryClient: GrpcClientSecurity;
   /** CIDRs and host names that may be targeted although not public. Empty in production. */
   targetAllowList: string[];
   /** Whole-attempt budget: connect, TLS, headers and body. Default 10 s (the product promise). */
@@ -79,6 +81,7 @@ export function loadConfig(env: Record<string, string | undefined>): DispatcherC
     kafka: readKafkaSettings(r, 'dispatcher'),
     consumerGroup: r.string('KAFKA_CONSUMER_GROUP', 'hookline-dispatcher'),
     registryAddress: r.string('REGISTRY_ADDRESS', '127.0.0.1:50051'),
+    registryClient: readGrpcClientSecurity(r, 'REGISTRY'),
     targetAllowList,
     attemptTimeoutMs: r.int('ATTEMPT_TIMEOUT_MS', 10_000, { min: 100, max: 60_000 }),
     retrySchedule,

@@ -61,7 +61,7 @@ export function createApp(config: RegistryConfig, log: Logger = createLogger('en
         changes: new KafkaChangeNotifier(producer, config.kafka.topics.endpointChanges.name, log),
         locks: new EndpointLocks(models.locks),
       }));
-      ({ port, metricsPort } = await serve(server, { name: 'endpoint-registry', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort }, { life, readiness, log }));
+      ({ port, metricsPort } = await serve(server, { name: 'endpoint-registry', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort, security: config.grpcSecurity }, { life, readiness, log }));
     },
     stop: () => {
       readiness.drain();

@@ -1,7 +1,7 @@
 // The event-type catalog: create (schema + example that must validate), get, list (paged, by name,
 // deprecated hidden unless asked), update with a field mask, deprecate.
 import { status } from '@grpc/grpc-js';
-import { calls, expectCode, expectInvalid, OBJECT_EXAMPLE, OBJECT_SCHEMA, startRegistry, type Calls, type RegistryHarness } from './harness';
+import { calls, expectCode, expectInvalid, OBJECT_EXAMPLE, OBJECT_SCHEMA, startRegistry, types, type Calls, type RegistryHarness } from './harness';
 
 jest.setTimeout(60_000);
 
@@ -101,6 +101,21 @@ describe('endpoint-registry event-type catalog', () => {
     expect(visible.eventTypes.map((t) => t.name)).not.toContain('legacy.event');
     const all = await c.listEventTypes({ pageSize: 500, includeDeprecated: true });
     expect(all.eventTypes.map((t) => t.name)).toContain('legacy.event');
+  });
+
+  it('takes a deprecation back: new subscriptions and the default listing again, idempotently', async () => {
+    await create('revived.event');
+    const subscribe = () => c.createEndpoint({ workspaceId: 'ws_revive', url: 'https://example.com/hook', subscription: types('revived.event') });
+    await c.deprecateEventType({ name: 'revived.event' });
+    await expectInvalid(subscribe(), 'subscription.event_types.names', /deprecated/);
+    const a = await c.undeprecateEventType({ name: 'revived.event' });
+    expect(a.eventType!.deprecated).toBe(false);
+    const b = await c.undeprecateEventType({ name: 'revived.event' });
+    expect(b.eventType).toEqual(a.eventType);
+    expect((await c.listEventTypes({ pageSize: 500 })).eventTypes.map((t) => t.name)).toContain('revived.event');
+    const { endpoint } = await subscribe();
+    expect(endpoint!.subscription).toEqual(types('revived.event'));
+    await expectCode(c.undeprecateEventType({ name: 'no.such_type' }), status.NOT_FOUND);
   });
 
   it('lists by name in pages, with new types landing in their place', async () => {

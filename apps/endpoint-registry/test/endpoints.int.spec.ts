@@ -1,8 +1,10 @@
 // The endpoint lifecycle against the real database and broker: create, get, list, update (field
 // mask), subscriptions, rotation, disable, delete, resolve, idempotent create, tenancy, the change
 // topic and the logs.
+import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import type { Consumer, KafkaMessage } from 'kafkajs';
+import { createServiceClient, DEFAULT_RETRY_POLICY, type UnaryTransport } from '@hookline/client';
 import { endpointsV1 } from '@hookline/proto';
 import { eventually, uniquePrefix } from '@hookline/testing';
 import {
@@ -21,6 +23,21 @@ import {
 } from './harness';
 
 jest.setTimeout(60_000);
+
+/** A transport whose first call reaches the server and takes effect, but whose answer is lost. */
+function lossyFirstAnswer(client: grpc.Client): UnaryTransport & { attempts: number } {
+  const t = {
+    attempts: 0,
+    makeUnaryRequest<Req, Res>(method: string, serialize: (v: Req) => Buffer, deserialize: (v: Buffer) => Res, arg: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, v?: Res) => void) {
+      const first = ++t.attempts === 1;
+      return client.makeUnaryRequest(method, serialize, deserialize, arg, md, opts, (err, value) => {
+        if (first && !err) return cb(Object.assign(new Error('deadline exceeded'), { code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded', metadata: new grpc.Metadata() }));
+        cb(err, value);
+      });
+    },
+  };
+  return t;
+}
 
 const SECRET_RE = /^whsec_[A-Za-z0-9+/]{43}=$/;
 
@@ -330,10 +347,34 @@ describe('endpoint-registry endpoints', () => {
       const id = endpoint!.id;
       await c.deleteEndpoint({ workspaceId: ws, endpointId: id });
       await expectCode(c.getEndpoint({ workspaceId: ws, endpointId: id }), status.NOT_FOUND);
-      await expectCode(c.deleteEndpoint({ workspaceId: ws, endpointId: id }), status.NOT_FOUND);
       await expectCode(rotate({ endpointId: id }), status.NOT_FOUND);
       const r = await c.resolveSubscribers({ workspaceId: ws, eventType: 'invoice.paid' });
       expect(r.subscribers.map((s) => s.endpointId)).not.toContain(id);
+    });
+  });
+
+  describe('DeleteEndpoint is idempotent', () => {
+    it('a repeated delete (a retry after a lost answer) succeeds; an id the workspace never had is NOT_FOUND', async () => {
+      const { endpoint } = await create();
+      const id = endpoint!.id;
+      await c.deleteEndpoint({ workspaceId: ws, endpointId: id });
+      await expect(c.deleteEndpoint({ workspaceId: ws, endpointId: id })).resolves.toEqual({});
+      await expectCode(c.getEndpoint({ workspaceId: ws, endpointId: id }), status.NOT_FOUND);
+      await expectCode(c.deleteEndpoint({ workspaceId: ws, endpointId: 'ep_00000000000000000000000000000000' }), status.NOT_FOUND, /ep_0{32}/);
+      // Another workspace's deleted endpoint is not ours to have deleted.
+      await expectCode(c.deleteEndpoint({ workspaceId: `${ws}_other`, endpointId: id }), status.NOT_FOUND);
+    });
+
+    it('libs/client retries a delete whose answer was lost, and the retry succeeds', async () => {
+      const { endpoint } = await create();
+      const id = endpoint!.id;
+      // The first attempt deletes but its answer never arrives (DEADLINE_EXCEEDED at the client);
+      // IDEMPOTENT lets libs/client retry, and the retry must not turn into NOT_FOUND.
+      const transport = lossyFirstAnswer(h.client);
+      const registry = createServiceClient(endpointsV1.EndpointRegistryServiceService, endpointsV1 as unknown as Record<string, unknown>, transport, { retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: 3 } });
+      await expect(registry.deleteEndpoint({ workspaceId: ws, endpointId: id })).resolves.toEqual({});
+      expect(transport.attempts).toBe(2);
+      await expectCode(c.getEndpoint({ workspaceId: ws, endpointId: id }), status.NOT_FOUND);
     });
   });
 

@@ -133,6 +133,8 @@ export function calls(client: endpointsV1.EndpointRegistryServiceClient) {
     updateEventType: (r: Partial<endpointsV1.UpdateEventTypeRequest>) => rpc(client.updateEventType.bind(client), { ...endpointsV1.UpdateEventTypeRequest.create(), ...r }),
     deprecateEventType: (r: Partial<endpointsV1.DeprecateEventTypeRequest>) =>
       rpc(client.deprecateEventType.bind(client), { ...endpointsV1.DeprecateEventTypeRequest.create(), ...r }),
+    undeprecateEventType: (r: Partial<endpointsV1.UndeprecateEventTypeRequest>) =>
+      rpc(client.undeprecateEventType.bind(client), { ...endpointsV1.UndeprecateEventTypeRequest.create(), ...r }),
     resolveSubscribers: (r: Partial<endpointsV1.ResolveSubscribersRequest>) =>
       rpc(client.resolveSubscribers.bind(client), { ...endpointsV1.ResolveSubscribersRequest.create(), ...r }),
   };

@@ -1,7 +1,6 @@
 // Composition root of event-ingest.
-import * as grpc from '@grpc/grpc-js';
 import { endpointsV1, eventsV1 } from '@hookline/proto';
-import { createLogger, exitOnFatal, GrpcServer, Lifecycle, Readiness, connectMongo, serve, type Logger } from '@hookline/service-kit';
+import { createLogger, exitOnFatal, grpcClientArgs, GrpcServer, Lifecycle, Readiness, connectMongo, serve, type Logger } from '@hookline/service-kit';
 import { allTopics, brokerProbe, createKafka, createProducer, ensureTopicsOn, watchConsumer } from '@hookline/kafka';
 import { currentTelemetry } from '@hookline/telemetry';
 import { metrics } from '@opentelemetry/api';
@@ -61,7 +60,7 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
       await producer.connect();
 
       log.info({ registry: config.registryAddress }, 'connecting to endpoint-registry');
-      const registry = new endpointsV1.EndpointRegistryServiceClient(config.registryAddress, grpc.credentials.createInsecure());
+      const registry = new endpointsV1.EndpointRegistryServiceClient(config.registryAddress, ...grpcClientArgs(config.registryClient));
       life.defer('registry client', () => registry.close());
       const catalog = new Catalog(new RegistryEventTypes(registry), config.catalogTtlMs);
       // A publish the broker did not acknowledge means the broker is lost: NOT_SERVING until a
@@ -99,7 +98,7 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
 
       const server = new GrpcServer(log);
       server.add(eventsV1.EventIngestServiceService, 'webhooks.events.v1.EventIngestService', ingestService(ingestor));
-      ({ port, metricsPort } = await serve(server, { name: 'event-ingest', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort }, { life, readiness, log }));
+      ({ port, metricsPort } = await serve(server, { name: 'event-ingest', host: config.grpcHost, port: config.grpcPort, metricsHost: config.metricsHost, metricsPort: config.metricsPort, security: config.grpcSecurity }, { life, readiness, log }));
     },
     stop: () => {
       readiness.drain();

@@ -1,5 +1,5 @@
 // The only reader of process.env in event-ingest. See the README's configuration table.
-import { EnvReader, readServiceSettings, type ServiceSettings } from '@hookline/service-kit';
+import { EnvReader, readGrpcClientSecurity, readServiceSettings, type GrpcClientSecurity, type ServiceSettings } from '@hookline/service-kit';
 import { readTelemetrySettings } from '@hookline/telemetry';
 import { readKafkaSettings, type KafkaSettings } from '@hookline/kafka';
 
@@ -10,6 +10,8 @@ export interface IngestConfig extends ServiceSettings {
   kafka: KafkaSettings;
   /** host:port of endpoint-registry (event-type catalog). */
   registryAddress: string;
+  /** TLS and this service's own identity (client certificate or bearer token) towards endpoint-registry. */
+  registryClient: GrpcClientSecurity;
   /** Payloads above this many bytes are refused. Default 256 KiB. */
   maxPayloadBytes: number;
   /** How long an idempotency key is remembered. Default 24 h. */
@@ -42,6 +44,7 @@ export function loadConfig(env: Record<string, string | undefined>): IngestConfi
     metricsHost: telemetry.metricsHost,
     kafka: readKafkaSettings(r, 'event-ingest'),
     registryAddress: r.string('REGISTRY_ADDRESS', '127.0.0.1:50051'),
+    registryClient: readGrpcClientSecurity(r, 'REGISTRY'),
     maxPayloadBytes: r.int('MAX_PAYLOAD_BYTES', 256 * 1024, { min: 1024, max: MAX_PAYLOAD_LIMIT }),
     idempotencyWindowMs: r.int('IDEMPOTENCY_WINDOW_SECONDS', 24 * 3600, { min: 60, max: 30 * 24 * 3600 }) * 1000,
     catalogTtlMs: r.int('CATALOG_CACHE_SECONDS', 30, { min: 1, max: 3600 }) * 1000,

@@ -254,12 +254,21 @@ export class PrivateKafka {
   port = 0;
   private controllerPort = 0;
 
+  /** `env`: extra kafka.sh settings, e.g. HOOKLINE_KAFKA_EXTRA_CONFIG (a SASL_SSL listener). */
+  constructor(private readonly env: Record<string, string> = {}) {}
+
   get brokers(): string {
     return `127.0.0.1:${this.port}`;
   }
 
-  async start(): Promise<void> {
+  /** Picks the free ports now, for settings that must name them before start. */
+  async ports(): Promise<{ port: number; controllerPort: number }> {
     if (this.port === 0) [this.port, this.controllerPort] = await Promise.all([freePort(), freePort()]);
+    return { port: this.port, controllerPort: this.controllerPort };
+  }
+
+  async start(): Promise<void> {
+    await this.ports();
     await this.script('launch');
     await this.script('wait');
   }
@@ -276,20 +285,25 @@ export class PrivateKafka {
     }
   }
 
-  private script(command: string): Promise<void> {
-    const env: NodeJS.ProcessEnv = { ...process.env, HOOKLINE_KAFKA_PORT: String(this.port), HOOKLINE_KAFKA_CONTROLLER_PORT: String(this.controllerPort), HOOKLINE_STATE_DIR: this.stateDir, HOOKLINE_STOP_GRACE: '15' };
+  /** Runs a Kafka CLI class (kafka.sh tool), e.g. ConfigCommand against the PLAINTEXT listener. */
+  tool(...args: string[]): Promise<void> {
+    return this.script('tool', args);
+  }
+
+  private script(command: string, args: string[] = []): Promise<void> {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.env, HOOKLINE_KAFKA_PORT: String(this.port), HOOKLINE_KAFKA_CONTROLLER_PORT: String(this.controllerPort), HOOKLINE_STATE_DIR: this.stateDir, HOOKLINE_STOP_GRACE: '15' };
     // Unset, or kafka.sh would take the shared broker for "an external Kafka" and start nothing.
     delete env.KAFKA_BROKERS;
     delete env.HOOKLINE_LOCK_HELD;
     return new Promise((resolve, reject) => {
-      execFile('bash', [path.join(REPO_ROOT, 'deploy/local/kafka.sh'), command], { env, timeout: 180_000 }, (err, _stdout, stderr) =>
+      execFile('bash', [path.join(REPO_ROOT, 'deploy/local/kafka.sh'), command, ...args], { env, timeout: 180_000 }, (err, _stdout, stderr) =>
         err ? reject(new Error(`kafka.sh ${command} failed: ${err.message}\n${stderr}`)) : resolve(),
       );
     });
   }
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);

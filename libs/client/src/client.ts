@@ -36,6 +36,12 @@ export interface ClientOptions {
   address: string;
   /** Plaintext when unset or false (loopback, a service mesh that terminates TLS). */
   tls?: TlsOptions | boolean;
+  /**
+   * Sent as `authorization: Bearer <token>` on every call: this caller's identity where the
+   * services' permissions policy lists it by token (TLS ending before the service). Use it over
+   * TLS (or a mesh that encrypts): on a plaintext network the token is readable.
+   */
+  bearerToken?: string;
   /** Default overall budget per call, retries included. @default 10000 ms */
   timeoutMs?: number;
   /** Per-method budgets (method name as in the contract, e.g. `SendTestEvent`), overriding timeoutMs. */
@@ -226,7 +232,21 @@ export function createServiceClient<S extends Record<string, UnaryDefinition>>(
 
 function channel(opts: ClientOptions): grpc.Client {
   const { credentials, options } = channelCredentials(opts.tls);
-  return new grpc.Client(opts.address, credentials, { ...options, ...(opts.channelOptions ?? {}) });
+  const token = opts.bearerToken;
+  // An interceptor rather than call credentials: grpc-js refuses those on plaintext channels,
+  // and a mesh that terminates TLS in front of the service is plaintext to us.
+  const interceptors: grpc.Interceptor[] = token
+    ? [
+        (o, next) =>
+          new grpc.InterceptingCall(next(o), {
+            start(metadata, listener, go) {
+              metadata.set('authorization', `Bearer ${token}`);
+              go(metadata, listener);
+            },
+          }),
+      ]
+    : [];
+  return new grpc.Client(opts.address, credentials, { ...options, ...(opts.channelOptions ?? {}), ...(interceptors.length ? { interceptors } : {}) });
 }
 
 /** A client for endpoint-registry (endpoints, subscriptions, secrets, event-type catalog). */

@@ -1,7 +1,9 @@
 // Kafka plumbing shared by the services: settings read through each service's config.ts,
 // client construction with logs routed to pino, and idempotent topic creation.
-import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type ITopicConfig, type LogEntry, type Producer } from 'kafkajs';
-import type { EnvReader, Logger, Readiness } from '@hookline/service-kit';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type ITopicConfig, type LogEntry, type Producer, type SASLOptions } from 'kafkajs';
+import { StartupError, type EnvReader, type Logger, type Readiness } from '@hookline/service-kit';
 
 export interface TopicSpec {
   name: string;
@@ -10,9 +12,16 @@ export interface TopicSpec {
   configs?: Record<string, string>;
 }
 
+export const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
+
 export interface KafkaSettings {
   brokers: string[];
   clientId: string;
+  /** TLS to the brokers; undefined = plaintext (the local Kafka). Files are read at connect. */
+  tls: { caFile?: string; certFile?: string; keyFile?: string; serverName?: string } | undefined;
+  /** SASL credentials; the password is never logged (nor is this object). */
+  sasl: { mechanism: SaslMechanism; username: string; password: string } | undefined;
   /** 0 = min(3, brokers in the cluster). */
   replicationFactor: number;
   topics: {
@@ -26,9 +35,33 @@ export interface KafkaSettings {
 /** Reads the KAFKA_* keys; shared so every service spells them the same way. */
 export function readKafkaSettings(env: EnvReader, clientId: string): KafkaSettings {
   const brokers = env.list('KAFKA_BROKERS', ['127.0.0.1:19092']);
+  const caFile = env.file('KAFKA_TLS_CA_FILE');
+  const certFile = env.file('KAFKA_TLS_CERT_FILE');
+  const keyFile = env.file('KAFKA_TLS_KEY_FILE');
+  const serverName = env.optional('KAFKA_TLS_SERVER_NAME');
+  const tlsOn = env.bool('KAFKA_TLS', Boolean(caFile || certFile || keyFile));
+  if ((certFile === undefined) !== (keyFile === undefined)) env.problem('KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE must be set together');
+  if (!tlsOn && (caFile || certFile || serverName)) env.problem('KAFKA_TLS=false contradicts the KAFKA_TLS_* settings');
+  const mechanismRaw = env.optional('KAFKA_SASL_MECHANISM')?.toLowerCase();
+  const mechanism = mechanismRaw as SaslMechanism | undefined;
+  const username = env.secret('KAFKA_SASL_USERNAME');
+  const password = env.secret('KAFKA_SASL_PASSWORD');
+  let sasl: KafkaSettings['sasl'];
+  if (mechanism !== undefined) {
+    if (!(SASL_MECHANISMS as readonly string[]).includes(mechanism)) env.problem(`KAFKA_SASL_MECHANISM=${JSON.stringify(mechanismRaw)} must be one of ${SASL_MECHANISMS.join(', ')}`);
+    if (!username) env.problem('KAFKA_SASL_MECHANISM is set: KAFKA_SASL_USERNAME (or KAFKA_SASL_USERNAME_FILE) is required');
+    if (!password) env.problem('KAFKA_SASL_MECHANISM is set: KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE) is required');
+    // SASL PLAIN and SCRAM over plaintext would put the password (PLAIN) or a replayable exchange on the wire.
+    if (!tlsOn && !env.bool('KAFKA_SASL_ALLOW_PLAINTEXT', false)) env.problem('KAFKA_SASL_MECHANISM without TLS sends credentials in the clear: set KAFKA_TLS=true (SASL_SSL), or KAFKA_SASL_ALLOW_PLAINTEXT=true for a network you trust');
+    sasl = { mechanism, username: username ?? '', password: password ?? '' };
+  } else if (username || password) {
+    env.problem('KAFKA_SASL_USERNAME/PASSWORD are set but KAFKA_SASL_MECHANISM is not (plain, scram-sha-256 or scram-sha-512)');
+  }
   return {
     brokers,
     clientId: env.string('KAFKA_CLIENT_ID', clientId),
+    tls: tlsOn ? { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}), ...(serverName ? { serverName } : {}) } : undefined,
+    sasl,
     replicationFactor: env.int('KAFKA_REPLICATION_FACTOR', 0, { min: 0, max: 7 }),
     topics: {
       // 12 partitions: up to 12 dispatchers share the work. 7 days of retention.
@@ -64,11 +97,30 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
+/** kafkajs `ssl`: the files' contents (read now, so a bad path fails the start), or plain TLS with the system trust store. */
+function tlsOptions(t: NonNullable<KafkaSettings['tls']>): ConnectionOptions | true {
+  if (!t.caFile && !t.certFile && !t.serverName) return true;
+  const read = (what: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new StartupError(`Kafka TLS ${what} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  return {
+    ...(t.caFile ? { ca: [read('CA bundle', t.caFile)] } : {}),
+    ...(t.certFile && t.keyFile ? { cert: read('certificate', t.certFile), key: read('key', t.keyFile) } : {}),
+    ...(t.serverName ? { servername: t.serverName } : {}),
+  };
+}
+
 export function createKafka(settings: KafkaSettings, log: Logger): Kafka {
   const kafkaLog = log.child({ component: 'kafkajs' });
   return new Kafka({
     clientId: settings.clientId,
     brokers: settings.brokers,
+    ...(settings.tls ? { ssl: tlsOptions(settings.tls) } : {}),
+    ...(settings.sasl ? { sasl: { mechanism: settings.sasl.mechanism, username: settings.sasl.username, password: settings.sasl.password } as SASLOptions } : {}),
     // kafkajs INFO is chatty (every join/leave); WARN and above reach our logs.
     logLevel: logLevel.WARN,
     logCreator:
@@ -144,15 +196,39 @@ export async function ensureTopics(admin: Admin, specs: TopicSpec[], replication
   }
 }
 
-/** ensureTopics through a short-lived admin client of `kafka`. */
+/**
+ * ensureTopics through a short-lived admin client of `kafka`. Every service's first contact with
+ * the brokers: refused credentials or a failed TLS handshake end the start here with one line
+ * saying which setting to check (StartupError: runMain prints no stack).
+ */
 export async function ensureTopicsOn(kafka: Kafka, specs: TopicSpec[], replicationFactor: number): Promise<void> {
   const admin = kafka.admin();
-  await admin.connect();
   try {
+    await admin.connect();
     await ensureTopics(admin, specs, replicationFactor);
+  } catch (err) {
+    throw explainAccessError(err) ?? err;
   } finally {
     await admin.disconnect();
   }
+}
+
+/** A StartupError for failures that mean "these brokers do not accept us", else undefined. */
+export function explainAccessError(err: unknown): StartupError | undefined {
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 6; e = (e as { originalError?: unknown; cause?: unknown }).originalError ?? e.cause, i++) {
+    if (e.name === 'KafkaJSSASLAuthenticationError') {
+      return new StartupError(`Kafka refused the SASL credentials (${e.message.replace(/\s+/g, ' ').slice(0, 200)}): check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD(_FILE)`, { cause: err });
+    }
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL|HOSTNAME|ALTNAME/.test(code)) {
+      return new StartupError(`Kafka TLS handshake failed (${code}): check KAFKA_TLS_CA_FILE and KAFKA_TLS_SERVER_NAME against the brokers' certificate`, { cause: err });
+    }
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === 'string' && type.endsWith('_AUTHORIZATION_FAILED')) {
+      return new StartupError(`Kafka refused this user (${type}): grant its ACLs (describe the cluster; create, describe, read and write the Hookline topics; its consumer groups)`, { cause: err });
+    }
+  }
+  return undefined;
 }
 
 export function allTopics(settings: KafkaSettings): TopicSpec[] {

@@ -10,3 +10,9 @@ export { Duration } from './gen/google/protobuf/duration';
 
 /** Binary FileDescriptorSet of every proto in proto/, written by `npm run proto:gen`. */
 export const descriptorSetPath = path.join(__dirname, '..', 'descriptors.binpb');
+
+/**
+ * What reflection serves besides proto/: grpc.health.v1, grpc.reflection.v1/v1alpha and the
+ * google.rpc error details (scripts/proto-runtime.sh, run by `npm run proto:gen`).
+ */
+export const runtimeDescriptorSetPath = path.join(__dirname, '..', 'runtime-descriptors.binpb');

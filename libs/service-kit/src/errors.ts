@@ -23,12 +23,25 @@ export class ServiceError extends Error {
   }
 }
 
+/**
+ * A start that cannot succeed for a reason the operator fixes (credentials refused, a file that
+ * cannot be read): runMain prints its message as one line, without a stack.
+ */
+export class StartupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}
+
 export const invalidArgument = (violations: FieldViolation[]): ServiceError =>
   new ServiceError(status.INVALID_ARGUMENT, violations.map((v) => `${v.field}: ${v.description}`).join('; '), violations);
 export const invalidField = (field: string, description: string): ServiceError => invalidArgument([{ field, description }]);
 export const notFound = (message: string): ServiceError => new ServiceError(status.NOT_FOUND, message);
 export const alreadyExists = (message: string): ServiceError => new ServiceError(status.ALREADY_EXISTS, message);
 export const failedPrecondition = (message: string): ServiceError => new ServiceError(status.FAILED_PRECONDITION, message);
+export const unauthenticated = (message: string): ServiceError => new ServiceError(status.UNAUTHENTICATED, message);
+export const permissionDenied = (message: string): ServiceError => new ServiceError(status.PERMISSION_DENIED, message);
 export const unavailable = (message: string, cause?: unknown): ServiceError => new ServiceError(status.UNAVAILABLE, message, [], { cause });
 
 /** Collects every problem of a request so one answer lists them all. */

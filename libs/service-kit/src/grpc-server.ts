@@ -1,15 +1,15 @@
 // A grpc-js server with grpc.health.v1 and server reflection, and handlers written as async
 // functions: the adapter answers exactly once, and every error goes through toGrpcStatus.
-import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type TextMapGetter } from '@opentelemetry/api';
+import { context, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Counter, type Histogram, type TextMapGetter } from '@opentelemetry/api';
 import { tracer } from '@hookline/telemetry';
-import { descriptorSetPath } from '@hookline/proto';
+import type { GrpcServerSecurity } from './config';
 import { invalidField, toGrpcStatus } from './errors';
+import { ReloadingServerCredentials } from './grpc-tls';
 import type { Logger } from './logger';
+import { Authorizer } from './permissions';
+import { contractDescriptors, ReflectionServer } from './reflection';
 
 type UnaryDefinition = grpc.MethodDefinition<unknown, unknown>;
 
@@ -24,6 +24,22 @@ export type AsyncService<S extends grpc.UntypedServiceImplementation> = {
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING';
 
+/** Seconds; from a cache hit (~1 ms) to a SendTestEvent that waits out its 10 s attempt. */
+const RPC_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Calls by service, method and status code, and their latency: the same for every service. */
+interface RpcMetrics {
+  calls: Counter;
+  seconds: Histogram;
+}
+const rpcMetrics = (): RpcMetrics => {
+  const meter = metrics.getMeter('hookline');
+  return {
+    calls: meter.createCounter('hookline.rpc.server.calls', { description: 'gRPC calls answered, by service, method and status code (OK, INVALID_ARGUMENT, UNAVAILABLE, ...)' }),
+    seconds: meter.createHistogram('hookline.rpc.server.seconds', { unit: 's', description: 'gRPC call latency, receipt to answer, by service, method and status code', advice: { explicitBucketBoundaries: RPC_BUCKETS } }),
+  };
+};
+
 export class GrpcServer {
   readonly server = new grpc.Server({
     'grpc.max_receive_message_length': 8 * 1024 * 1024,
@@ -31,13 +47,28 @@ export class GrpcServer {
   });
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING' });
   private readonly serviceNames: string[] = [];
+  private readonly metrics = rpcMetrics();
+  private security: GrpcServerSecurity = { tls: undefined, permissions: undefined, healthPort: undefined };
+  private authorizer: Authorizer | undefined;
+  private tls: ReloadingServerCredentials | undefined;
+  private healthServer: grpc.Server | undefined;
   /** Told about calls that failed because a dependency did not answer (readiness listens). */
   onDependencyError: ((err: unknown) => void) | undefined;
 
   constructor(private readonly log: Logger) {
     this.health.addToServer(this.server);
-    const descriptors = loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath));
-    new ReflectionService(descriptors).addToServer(this.server);
+    // Reflects exactly the services added to this server (plus health and reflection).
+    new ReflectionServer(contractDescriptors(), () => [...this.serviceNames]).addToServer(this.server);
+  }
+
+  /**
+   * TLS (mutual when a client CA is set) and caller permissions for the calls to come, and the
+   * plaintext health-only port. Before listen(). Throws when the certificate files are unusable.
+   */
+  secure(security: GrpcServerSecurity): void {
+    this.security = security;
+    this.authorizer = security.permissions ? new Authorizer(security.permissions) : undefined;
+    this.tls = security.tls ? new ReloadingServerCredentials(security.tls, this.log) : undefined;
   }
 
   /** Adds a service whose handlers are async functions. */
@@ -83,13 +114,26 @@ export class GrpcServer {
       const span = own
         ? tracer().startSpan(rpc, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method } }, parent)
         : trace.getActiveSpan()!;
+      const started = performance.now();
       const end = (code: grpc.status) => {
+        const labels = { service, method, code: grpc.status[code] ?? String(code) };
+        this.metrics.calls.add(1, labels);
+        this.metrics.seconds.record((performance.now() - started) / 1000, labels);
         if (!own) return;
         span.setAttribute('rpc.grpc.status_code', code);
         if (code !== grpc.status.OK) span.setStatus({ code: SpanStatusCode.ERROR, message: grpc.status[code] });
         span.end();
       };
-      context.with(trace.setSpan(parent, span), () => handler(call.request, call)).then(
+      const authorizer = this.authorizer;
+      const run = authorizer
+        ? () => {
+            // Who calls, then what for: UNAUTHENTICATED or PERMISSION_DENIED before any work.
+            const caller = authorizer.identify(call);
+            authorizer.authorize(caller, service, method, call.request);
+            return handler(call.request, call);
+          }
+        : () => handler(call.request, call);
+      context.with(trace.setSpan(parent, span), () => Promise.resolve().then(run)).then(
         (response) => {
           end(grpc.status.OK);
           callback(null, response);
@@ -109,11 +153,23 @@ export class GrpcServer {
 
   /** Binds host:port (port 0 picks a free one) and returns the bound port. */
   async listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-        err ? reject(err) : resolve(bound),
-      );
-    });
+    const bound = await bind(this.server, `${host}:${port}`, this.tls?.credentials ?? grpc.ServerCredentials.createInsecure());
+    if (this.tls) {
+      // The certificate reaches the bound listener on the next turn of the event loop.
+      await new Promise((r) => setImmediate(r));
+      this.tls.start();
+    }
+    return bound;
+  }
+
+  /**
+   * Binds the plaintext health-only port (GRPC_HEALTH_PORT), for probes that can present neither
+   * TLS nor credentials (Kubernetes gRPC probes). It answers grpc.health.v1 and nothing else.
+   */
+  async listenHealth(host: string, port: number): Promise<number> {
+    this.healthServer = new grpc.Server();
+    this.health.addToServer(this.healthServer);
+    return bind(this.healthServer, `${host}:${port}`, grpc.ServerCredentials.createInsecure());
   }
 
   /** Sets overall and per-service health (grpc.health.v1). */
@@ -125,6 +181,8 @@ export class GrpcServer {
   /** Stops accepting calls, lets running ones finish, and forces the rest at the deadline. */
   async shutdown(deadlineMs: number): Promise<void> {
     this.setHealth('NOT_SERVING');
+    this.tls?.stop();
+    this.healthServer?.forceShutdown();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();
@@ -137,6 +195,9 @@ export class GrpcServer {
     });
   }
 }
+
+const bind = (server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> =>
+  new Promise((resolve, reject) => server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))));
 
 const metadataGetter: TextMapGetter<grpc.Metadata> = {
   keys: (m) => Object.keys(m.getMap()),

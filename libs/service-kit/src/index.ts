@@ -7,3 +7,6 @@ export * from './ids';
 export * from './run';
 export * from './readiness';
 export * from './startup';
+export * from './grpc-tls';
+export * from './permissions';
+export * from './reflection';

@@ -2,6 +2,7 @@
 // deadline, and exit non-zero on a start failure with the reason on stderr (no stack for
 // configuration mistakes: the list of problems is the message).
 import { ConfigError } from './config';
+import { StartupError } from './errors';
 
 export interface Runnable {
   start(): Promise<void>;
@@ -25,7 +26,7 @@ export function runMain(name: string, build: () => Promise<Runnable> | Runnable)
       await a.start();
     })
     .catch((err: unknown) => {
-      const message = err instanceof ConfigError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+      const message = err instanceof ConfigError || err instanceof StartupError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
       process.stderr.write(`${name}: failed to start: ${message}\n`);
       process.exit(1);
     });

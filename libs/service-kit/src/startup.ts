@@ -2,6 +2,7 @@
 // (so the composition roots read as a list of what the service is made of).
 import mongoose, { type Connection } from 'mongoose';
 import { currentTelemetry } from '@hookline/telemetry';
+import type { GrpcServerSecurity } from './config';
 import type { GrpcServer } from './grpc-server';
 import type { Lifecycle } from './lifecycle';
 import type { Logger } from './logger';
@@ -39,15 +40,23 @@ export interface ServeOptions {
   metricsHost: string;
   /** Prometheus endpoint port; undefined = none. */
   metricsPort: number | undefined;
+  /** TLS, caller permissions and the health-only port (ServiceSettings.grpcSecurity); plaintext and open when unset. */
+  security?: GrpcServerSecurity;
 }
 
 /**
  * Binds the gRPC server (and the metrics endpoint when configured), then reports SERVING.
  * Returns the bound ports (0 in the options picks free ones).
  */
-export async function serve(server: GrpcServer, opts: ServeOptions, { life, readiness, log }: StartupContext): Promise<{ port: number; metricsPort: number | undefined }> {
+export async function serve(server: GrpcServer, opts: ServeOptions, { life, readiness, log }: StartupContext): Promise<{ port: number; metricsPort: number | undefined; healthPort?: number | undefined }> {
+  if (opts.security) server.secure(opts.security);
   const port = await server.listen(opts.host, opts.port);
   life.defer('grpc server', () => server.shutdown(5_000));
+  let healthPort: number | undefined;
+  if (opts.security?.healthPort !== undefined) {
+    healthPort = await server.listenHealth(opts.host, opts.security.healthPort);
+    log.info({ host: opts.host, healthPort }, 'serving grpc.health.v1 (only) in plaintext for probes');
+  }
   let metricsPort: number | undefined;
   if (opts.metricsPort !== undefined) {
     const m = await currentTelemetry()?.startMetricsServer(opts.metricsHost, opts.metricsPort);
@@ -60,6 +69,7 @@ export async function serve(server: GrpcServer, opts: ServeOptions, { life, read
   server.onDependencyError = (err) => readiness.dependencyFailed(err);
   readiness.attach(server);
   readiness.ready();
-  log.info({ host: opts.host, port }, `${opts.name} serving gRPC`);
-  return { port, metricsPort };
+  const sec = opts.security;
+  log.info({ host: opts.host, port, tls: sec?.tls ? (sec.tls.clientCaFile ? 'mutual' : 'server') : 'off', permissions: sec?.permissions ? `${sec.permissions.callers.length} callers` : 'open' }, `${opts.name} serving gRPC`);
+  return { port, metricsPort, healthPort };
 }

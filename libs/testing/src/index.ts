@@ -3,3 +3,4 @@ export * from './tls';
 export * from './receiver';
 export * from './processes';
 export * from './rpc';
+export * from './grpcurl';

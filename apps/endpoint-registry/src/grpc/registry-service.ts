@@ -1,7 +1,9 @@
 // EndpointRegistryService handlers: validate the request completely, then touch the store once.
+import { status } from '@grpc/grpc-js';
 import { endpointsV1 } from '@hookline/proto';
 import {
   alreadyExists,
+  ServiceError,
   failedPrecondition,
   invalidField,
   notFound,
@@ -315,14 +317,27 @@ export function registryService(deps: RegistryDeps): Service {
     },
 
     async deleteEndpoint(req) {
-      await findEndpoint(req.workspaceId, req.endpointId);
+      // IDEMPOTENT in the contract, and libs/client retries it after a lost answer: deleting an
+      // endpoint this workspace already deleted succeeds; an id it never had is NOT_FOUND.
+      const alreadyDeleted = () => models.tombstones.exists({ _id: req.endpointId, workspaceId: req.workspaceId });
+      const existing = await findEndpoint(req.workspaceId, req.endpointId).catch(async (err: unknown) => {
+        if (err instanceof ServiceError && err.code === status.NOT_FOUND && (await alreadyDeleted())) return undefined;
+        throw err;
+      });
+      if (!existing) return {};
       const current = await locks.withLock(req.endpointId, async () => {
         // Read again under the lock: the version published is the last one written.
-        const doc = await findEndpoint(req.workspaceId, req.endpointId);
+        const doc = await models.endpoints.findOne({ _id: req.endpointId, workspaceId: req.workspaceId }).lean<EndpointDoc>();
+        if (!doc) {
+          if (await alreadyDeleted()) return undefined; // a concurrent delete won
+          throw notFound(`endpoint ${req.endpointId} not found in workspace ${req.workspaceId}`);
+        }
+        // Tombstone first: a retry after a crash between the two writes finds the endpoint and deletes it again.
+        await models.tombstones.updateOne({ _id: doc._id }, { $set: { workspaceId: doc.workspaceId, deletedAt: now() } }, { upsert: true });
         await models.endpoints.deleteOne({ _id: doc._id, workspaceId: doc.workspaceId });
         return doc;
       });
-      await changes.endpointChanged({ workspaceId: current.workspaceId, endpointId: current._id, version: current.version + 1, deleted: true });
+      if (current) await changes.endpointChanged({ workspaceId: current.workspaceId, endpointId: current._id, version: current.version + 1, deleted: true });
       return {};
     },
 
@@ -437,6 +452,13 @@ export function registryService(deps: RegistryDeps): Service {
       const current = await findEventType(req.name);
       if (current.deprecated) return { eventType: toEventType(current) };
       const updated = await models.eventTypes.findOneAndUpdate({ _id: current._id }, { $set: { deprecated: true, updatedAt: now() } }, { new: true }).lean<EventTypeDoc>();
+      return { eventType: toEventType(updated ?? current) };
+    },
+
+    async undeprecateEventType(req) {
+      const current = await findEventType(req.name);
+      if (!current.deprecated) return { eventType: toEventType(current) };
+      const updated = await models.eventTypes.findOneAndUpdate({ _id: current._id }, { $set: { deprecated: false, updatedAt: now() } }, { new: true }).lean<EventTypeDoc>();
       return { eventType: toEventType(updated ?? current) };
     },
 

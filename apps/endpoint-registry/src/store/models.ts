@@ -46,6 +46,18 @@ export interface RegistryModels {
   eventTypes: Model<EventTypeDoc>;
   /** Per-endpoint writer locks (see endpoint-locks.ts). */
   locks: Model<LockDoc>;
+  /** Ids of deleted endpoints, so a repeated DeleteEndpoint succeeds (it is IDEMPOTENT). */
+  tombstones: Model<TombstoneDoc>;
+}
+
+/**
+ * What is left of a deleted endpoint: its id and workspace, nothing else (no URL, no secret).
+ * Kept for good: ~100 bytes each, and ids are never reused.
+ */
+export interface TombstoneDoc {
+  _id: string;
+  workspaceId: string;
+  deletedAt: Date;
 }
 
 export function registryModels(db: Connection): RegistryModels {
@@ -90,7 +102,13 @@ export function registryModels(db: Connection): RegistryModels {
     { collection: 'endpoint_locks', versionKey: false, autoIndex: false },
   );
 
+  const tombstoneSchema = new Schema<TombstoneDoc>(
+    { _id: String, workspaceId: { type: String, required: true }, deletedAt: { type: Date, required: true } },
+    { collection: 'endpoint_tombstones', versionKey: false, autoIndex: false },
+  );
+
   return {
+    tombstones: db.model<TombstoneDoc>('EndpointTombstone', tombstoneSchema),
     endpoints: db.model<EndpointDoc>('Endpoint', endpointSchema),
     eventTypes: db.model<EventTypeDoc>('EventType', eventTypeSchema),
     locks: db.model<LockDoc>('EndpointLock', lockSchema),

@@ -42,6 +42,9 @@ data:
   {{- if eq .service "dispatcher" }}
   KAFKA_CONSUMER_GROUP: {{ $svc.consumerGroup | quote }}
   {{- end }}
+  {{- with include "hookline.accessConfig" . }}
+  {{- . | nindent 2 }}
+  {{- end }}
   {{- range $key, $value := $svc.settings }}
   {{ get $envNames $key }}: {{ include "hookline.envString" $value | quote }}
   {{- end }}
@@ -83,6 +86,7 @@ spec:
         # Roll the pods when their configuration changes.
         checksum/config: {{ include "hookline.configmap" . | sha256sum }}
         checksum/secret: {{ include "hookline.secret" $root | sha256sum }}
+        checksum/permissions: {{ include "hookline.permissionsPolicy" $root | sha256sum }}
         {{- with $svc.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -109,6 +113,9 @@ spec:
             - name: grpc
               containerPort: {{ $port }}
               protocol: TCP
+            {{- with include "hookline.accessPorts" . }}
+            {{- . | nindent 12 }}
+            {{- end }}
           envFrom:
             - configMapRef:
                 name: {{ include "hookline.componentName" . }}
@@ -130,17 +137,18 @@ spec:
             {{- toYaml . | nindent 12 }}
             {{- end }}
           # grpc.health.v1, overall service "": SERVING once Kafka and MongoDB are reachable.
+          # With gRPC TLS on, the plaintext health-only port (kubelet probes cannot do TLS).
           startupProbe:
             grpc:
-              port: {{ $port }}
+              port: {{ include "hookline.probePort" . }}
             {{- toYaml $v.probes.startup | nindent 12 }}
           readinessProbe:
             grpc:
-              port: {{ $port }}
+              port: {{ include "hookline.probePort" . }}
             {{- toYaml $v.probes.readiness | nindent 12 }}
           livenessProbe:
             grpc:
-              port: {{ $port }}
+              port: {{ include "hookline.probePort" . }}
             {{- toYaml $v.probes.liveness | nindent 12 }}
           {{- if gt (int $v.preStopSleepSeconds) 0 }}
           lifecycle:
@@ -156,10 +164,16 @@ spec:
             # The root filesystem is read-only; Node and libraries may still want a scratch dir.
             - name: tmp
               mountPath: /tmp
+            {{- with include "hookline.accessVolumeMounts" . }}
+            {{- . | nindent 12 }}
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
+        {{- with include "hookline.accessVolumes" . }}
+        {{- . | nindent 8 }}
+        {{- end }}
       {{- with $svc.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

@@ -327,6 +327,18 @@ export interface DeprecateEventTypeResponse {
   eventType: EventType | undefined;
 }
 
+/** UndeprecateEventType input. */
+export interface UndeprecateEventTypeRequest {
+  /** Name. */
+  name: string;
+}
+
+/** UndeprecateEventType output. */
+export interface UndeprecateEventTypeResponse {
+  /** The type after the change. */
+  eventType: EventType | undefined;
+}
+
 /** ResolveSubscribers input. */
 export interface ResolveSubscribersRequest {
   /** Tenant id. */
@@ -3523,6 +3535,148 @@ export const DeprecateEventTypeResponse: MessageFns<DeprecateEventTypeResponse> 
   },
 };
 
+function createBaseUndeprecateEventTypeRequest(): UndeprecateEventTypeRequest {
+  return { name: "" };
+}
+
+export const UndeprecateEventTypeRequest: MessageFns<UndeprecateEventTypeRequest> = {
+  encode(message: UndeprecateEventTypeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UndeprecateEventTypeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUndeprecateEventTypeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UndeprecateEventTypeRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: UndeprecateEventTypeRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UndeprecateEventTypeRequest>, I>>(base?: I): UndeprecateEventTypeRequest {
+    return UndeprecateEventTypeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UndeprecateEventTypeRequest>, I>>(object: I): UndeprecateEventTypeRequest {
+    const message = createBaseUndeprecateEventTypeRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseUndeprecateEventTypeResponse(): UndeprecateEventTypeResponse {
+  return { eventType: undefined };
+}
+
+export const UndeprecateEventTypeResponse: MessageFns<UndeprecateEventTypeResponse> = {
+  encode(message: UndeprecateEventTypeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.eventType !== undefined) {
+      EventType.encode(message.eventType, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UndeprecateEventTypeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUndeprecateEventTypeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.eventType = EventType.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UndeprecateEventTypeResponse {
+    return {
+      eventType: isSet(object.eventType)
+        ? EventType.fromJSON(object.eventType)
+        : isSet(object.event_type)
+        ? EventType.fromJSON(object.event_type)
+        : undefined,
+    };
+  },
+
+  toJSON(message: UndeprecateEventTypeResponse): unknown {
+    const obj: any = {};
+    if (message.eventType !== undefined) {
+      obj.eventType = EventType.toJSON(message.eventType);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UndeprecateEventTypeResponse>, I>>(base?: I): UndeprecateEventTypeResponse {
+    return UndeprecateEventTypeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UndeprecateEventTypeResponse>, I>>(object: I): UndeprecateEventTypeResponse {
+    const message = createBaseUndeprecateEventTypeResponse();
+    message.eventType = (object.eventType !== undefined && object.eventType !== null)
+      ? EventType.fromPartial(object.eventType)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseResolveSubscribersRequest(): ResolveSubscribersRequest {
   return { workspaceId: "", eventType: "", endpointId: "" };
 }
@@ -4253,6 +4407,21 @@ export const EndpointRegistryServiceService = {
     responseDeserialize: (value: Buffer): DeprecateEventTypeResponse => DeprecateEventTypeResponse.decode(value),
   },
   /**
+   * Takes a deprecation back: the type accepts new subscriptions and is listed by default again.
+   * Succeeds on a type that is not deprecated (nothing changes).
+   */
+  undeprecateEventType: {
+    path: "/webhooks.endpoints.v1.EndpointRegistryService/UndeprecateEventType" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UndeprecateEventTypeRequest): Buffer =>
+      Buffer.from(UndeprecateEventTypeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UndeprecateEventTypeRequest => UndeprecateEventTypeRequest.decode(value),
+    responseSerialize: (value: UndeprecateEventTypeResponse): Buffer =>
+      Buffer.from(UndeprecateEventTypeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UndeprecateEventTypeResponse => UndeprecateEventTypeResponse.decode(value),
+  },
+  /**
    * Internal, for dispatchers: the enabled endpoints of a workspace subscribed to event_type
    * (or to all events), with their active signing secrets.
    */
@@ -4302,6 +4471,11 @@ export interface EndpointRegistryServiceServer extends UntypedServiceImplementat
   updateEventType: handleUnaryCall<UpdateEventTypeRequest, UpdateEventTypeResponse>;
   /** Marks a type deprecated: still delivered to existing subscriptions, no new subscriptions. */
   deprecateEventType: handleUnaryCall<DeprecateEventTypeRequest, DeprecateEventTypeResponse>;
+  /**
+   * Takes a deprecation back: the type accepts new subscriptions and is listed by default again.
+   * Succeeds on a type that is not deprecated (nothing changes).
+   */
+  undeprecateEventType: handleUnaryCall<UndeprecateEventTypeRequest, UndeprecateEventTypeResponse>;
   /**
    * Internal, for dispatchers: the enabled endpoints of a workspace subscribed to event_type
    * (or to all events), with their active signing secrets.
@@ -4523,6 +4697,25 @@ export interface EndpointRegistryServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeprecateEventTypeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Takes a deprecation back: the type accepts new subscriptions and is listed by default again.
+   * Succeeds on a type that is not deprecated (nothing changes).
+   */
+  undeprecateEventType(
+    request: UndeprecateEventTypeRequest,
+    callback: (error: ServiceError | null, response: UndeprecateEventTypeResponse) => void,
+  ): ClientUnaryCall;
+  undeprecateEventType(
+    request: UndeprecateEventTypeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UndeprecateEventTypeResponse) => void,
+  ): ClientUnaryCall;
+  undeprecateEventType(
+    request: UndeprecateEventTypeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UndeprecateEventTypeResponse) => void,
   ): ClientUnaryCall;
   /**
    * Internal, for dispatchers: the enabled endpoints of a workspace subscribed to event_type
