@@ -1,7 +1,8 @@
 // Composition root of the portal: MongoDB (single use of links), gRPC clients to the registry and a
 // dispatcher, the PortalService gRPC server (for the product's backend) and the browser-facing
 // HTTP server (front end + JSON API). Each step registers its cleanup as it acquires.
-import { createDeliveryClient, createRegistryClient } from '@hookline/client';
+import { createDeliveryClient, createRegistryClient, tlsFromFiles, type ClientOptions } from '@hookline/client';
+import type { GrpcClientSecurity } from '@hookline/service-kit';
 import { portalV1 } from '@hookline/proto';
 import { connectMongo, createLogger, GrpcServer, Lifecycle, Readiness, serve, type Logger } from '@hookline/service-kit';
 import type { PortalConfig } from './config';
@@ -42,9 +43,9 @@ export function createApp(config: PortalConfig, log: Logger = createLogger('port
       life.defer('used-link sweeper', () => links.stopSweeper());
 
       log.info({ registry: config.registryAddress, dispatcher: config.dispatcherAddress }, 'connecting to endpoint-registry and dispatcher');
-      const registry = createRegistryClient({ address: config.registryAddress });
+      const registry = createRegistryClient(clientOptions(config.registryAddress, config.registryClient));
       life.defer('registry client', () => registry.close());
-      const delivery = createDeliveryClient({ address: config.dispatcherAddress });
+      const delivery = createDeliveryClient(clientOptions(config.dispatcherAddress, config.dispatcherClient));
       life.defer('dispatcher client', () => delivery.close());
 
       const signer = new TokenSigner(config.signingKeys);
@@ -59,11 +60,17 @@ export function createApp(config: PortalConfig, log: Logger = createLogger('port
 
       const server = new GrpcServer(log);
       server.add(portalV1.PortalServiceService, 'webhooks.portal.v1.PortalService', portalService(signer, { publicUrl: () => publicUrl, linkTtlSeconds: config.linkTtlSeconds, defaultSessionTtlSeconds: config.defaultSessionTtlSeconds }));
-      ({ port } = await serve(server, { name: 'portal', host: config.grpcHost, port: config.grpcPort, metricsHost: '127.0.0.1', metricsPort: undefined }, { life, readiness, log }));
+      ({ port } = await serve(server, { name: 'portal', host: config.grpcHost, port: config.grpcPort, metricsHost: '127.0.0.1', metricsPort: undefined, security: config.grpcSecurity }, { life, readiness, log }));
     },
     stop: () => {
       readiness.drain();
       return life.stop();
     },
   };
+}
+
+/** libs/client options from a service's client security settings (TLS files, bearer token). */
+function clientOptions(address: string, s: GrpcClientSecurity): ClientOptions {
+  const tls = s.tls ? tlsFromFiles({ ...(s.tls.caFile ? { ca: s.tls.caFile } : {}), ...(s.tls.certFile ? { cert: s.tls.certFile } : {}), ...(s.tls.keyFile ? { key: s.tls.keyFile } : {}), ...(s.tls.serverName ? { serverName: s.tls.serverName } : {}) }) : undefined;
+  return { address, ...(tls ? { tls } : {}), ...(s.token ? { bearerToken: s.token } : {}) };
 }

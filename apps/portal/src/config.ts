@@ -1,6 +1,6 @@
 // The only reader of process.env in the portal. See the README's configuration table (PORTAL_*).
 import path from 'node:path';
-import { EnvReader, readServiceSettings, type ServiceSettings } from '@hookline/service-kit';
+import { EnvReader, readGrpcClientSecurity, readServiceSettings, type GrpcClientSecurity, type ServiceSettings } from '@hookline/service-kit';
 
 /** One HMAC key for link tokens and session cookies, named so keys can rotate. */
 export interface SigningKey {
@@ -17,6 +17,9 @@ export interface PortalConfig extends ServiceSettings {
   /** host:port of endpoint-registry and of a dispatcher (any replica serves DeliveryService). */
   registryAddress: string;
   dispatcherAddress: string;
+  /** TLS and identity of the portal's calls to the registry and the dispatchers (REGISTRY_TLS_*, REGISTRY_TOKEN…, DISPATCHER_TLS_*, DISPATCHER_TOKEN…). */
+  registryClient: GrpcClientSecurity;
+  dispatcherClient: GrpcClientSecurity;
   /** The first key signs; every key verifies (rotation: add the new key first, drop the old one after the longest session). */
   signingKeys: SigningKey[];
   /** How long a one-time link can be opened. Default 300 s. */
@@ -47,6 +50,8 @@ export function loadConfig(env: Record<string, string | undefined>): PortalConfi
     publicUrl: r.optional('PORTAL_PUBLIC_URL'),
     registryAddress: r.string('REGISTRY_ADDRESS', '127.0.0.1:50051'),
     dispatcherAddress: r.string('DISPATCHER_ADDRESS', '127.0.0.1:50053'),
+    registryClient: readGrpcClientSecurity(r, 'REGISTRY'),
+    dispatcherClient: readGrpcClientSecurity(r, 'DISPATCHER'),
     signingKeys: [],
     linkTtlSeconds: r.int('PORTAL_LINK_TTL_SECONDS', 300, { min: 10, max: 3600 }),
     defaultSessionTtlSeconds: r.int('PORTAL_SESSION_TTL_SECONDS', 3600, { min: 60, max: 86_400 }),
