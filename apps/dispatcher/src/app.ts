@@ -167,7 +167,17 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       // all settled), never from the batch: a batch is done once its tasks are queued.
       // maxWaitTimeInMs 1 s (kafkajs default 5 s): a stop waits for the fetch in progress, and the
       // shutdown deadline is better spent on in-flight attempts.
-      const consumerOptions = { sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.min(3_000, Math.floor(config.sessionTimeoutMs / 3)), maxBytesPerPartition: 1024 * 1024, maxWaitTimeInMs: 1_000 };
+      // Retries outlast a broker restart (~80 s in all, 10 s apart at most): with the client's
+      // default (~20 s) a broker that took 30 s to come back ended the consumers with "Failed to
+      // find group coordinator", which kafkajs does not restart (the process then exits to be
+      // restarted: crash-only, but a restart costs a rebalance of both groups).
+      const consumerOptions = {
+        sessionTimeout: config.sessionTimeoutMs,
+        heartbeatInterval: Math.min(3_000, Math.floor(config.sessionTimeoutMs / 3)),
+        maxBytesPerPartition: 1024 * 1024,
+        maxWaitTimeInMs: 1_000,
+        retry: { initialRetryTime: 300, retries: 12, maxRetryTime: 10_000 },
+      };
       const events = kafka.consumer({ groupId: config.consumerGroup, ...consumerOptions });
       const retries = kafka.consumer({ groupId: config.retryTiers.consumerGroup, ...consumerOptions });
       const committers = [committer(events, eng.eventOffsets, log), committer(retries, eng.taskOffsets, log)];
@@ -229,8 +239,14 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       // handing to the tiers); the final offsets are committed while the consumers are still
       // members (kafkajs drops commits once it stops); then they leave their groups.
       life.defer('consumers and delivery engine', async () => {
-        events.pause([{ topic: config.kafka.topics.events.name }]);
-        retries.pause(tiers.topics.map((topic) => ({ topic })));
+        // A consumer that crashed is not running, and kafkajs refuses to pause it: the engine must stop all the same.
+        for (const [c, topics] of [[events, [config.kafka.topics.events.name]], [retries, tiers.topics]] as const) {
+          try {
+            c.pause(topics.map((topic) => ({ topic })));
+          } catch (err) {
+            log.info({ err }, 'consumer not running; nothing to pause');
+          }
+        }
         for (const t of resumes) clearTimeout(t);
         await eng.stop(Math.max(stopDeadline - Date.now() - 2_000, 500), config.attemptTimeoutMs);
         clearInterval(timer);

@@ -2,6 +2,7 @@
 // clock so "5 days without a success" takes no time. Exactly one operational event per streak.
 import * as grpc from '@grpc/grpc-js';
 import { Kafka, logLevel } from 'kafkajs';
+import { ensureTopics } from '@hookline/kafka';
 import { endpointsV1 } from '@hookline/proto';
 import { createLogger, timeOrderedId } from '@hookline/service-kit';
 import { eventually, infraFromEnv, rpc, uniquePrefix } from '@hookline/testing';
@@ -35,7 +36,9 @@ describe('auto-disable after failing without a success', () => {
     http = new HttpAttempter({ allow: new AllowList(['127.0.0.1/32']), timeoutMs: 5_000, bodyLimit: 16 * 1024, connectionsPerOrigin: 4, ca: [p.pki.ca] });
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    // Polls until the partition has a leader: a busy KRaft broker can answer
+    // UNKNOWN_TOPIC_OR_PARTITION for a moment after creation (kafkajs' waitForLeaders gives up on it).
+    await ensureTopics(admin, [{ name: topic, partitions: 1 }], 1);
     await admin.disconnect();
     await producer.connect();
     ops = await topicReader(infraFromEnv().kafkaBrokers, topic, `${prefix}-reader`);

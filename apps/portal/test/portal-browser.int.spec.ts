@@ -304,9 +304,11 @@ describe('portal in a real browser', () => {
     await attempts.getByText('Retry scheduled').waitFor();
     await eventually(() => (stack.receiver.on('/flaky').filter((r) => r.headers['x-webhook-id'] === published.eventId).length >= 2 ? true : undefined), 60_000, 'the retried attempt');
     await page.getByLabel('Outcome', { exact: true }).selectOption('succeeded');
+    // Wait for the second attempt's own row: right after the filter changes, the table can still show the failed one.
+    const secondAttempt = attempts.getByRole('row').filter({ hasText: published.eventId }).getByRole('cell', { name: '2', exact: true });
     await eventually(async () => {
       await page.getByRole('button', { name: 'Refresh' }).click();
-      return (await attempts.getByText(published.eventId).count()) > 0 ? true : undefined;
+      return (await secondAttempt.count()) > 0 ? true : undefined;
     }, 30_000, 'the successful retry in the log');
     expect(await attempts.getByRole('row').filter({ hasText: published.eventId }).getByRole('cell', { name: '2', exact: true }).count()).toBe(1);
 
