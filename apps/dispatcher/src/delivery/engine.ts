@@ -430,9 +430,12 @@ export class DeliveryEngine {
       }
     }
     if (postponed.length > 0) {
-      // Put back where they came from, attempt count unchanged: the endpoint's circuit is open.
+      // Put back where they came from, attempt count unchanged: the endpoint's circuit is open. At
+      // least five probe intervals, so a large backlog does not cycle through a short tier while
+      // the probes fail (each cycle costs a produce and a fetch per task).
       const now = Date.now();
-      for (const j of postponed) j.task = { ...j.task, dueAt: now + j.postponeMs };
+      const floor = 5 * (this.opts.breakerProbeMs ?? 1_000);
+      for (const j of postponed) j.task = { ...j.task, dueAt: now + Math.max(j.postponeMs, floor) };
       await this.defer(postponed);
     }
     if (overflow.length > 0) {

@@ -37,6 +37,8 @@ export class Retention {
   private readonly swept: Collection[] = [];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Only the replica that owns partition 0 of the events topic sweeps (one sweeper per deployment). */
+  private active = false;
   private running: Promise<void> | undefined;
   private readonly now: () => number;
   /** How each collection's expiry is enforced, for logs and tests. */
@@ -71,8 +73,20 @@ export class Retention {
 
   start(): void {
     if (this.swept.length === 0) return;
-    this.timer = setInterval(() => void (this.running ??= this.sweep().then(() => undefined).finally(() => (this.running = undefined))), this.opts.intervalMs);
+    this.timer = setInterval(() => {
+      if (this.active) void (this.running ??= this.sweep().then(() => undefined).finally(() => (this.running = undefined)));
+    }, this.opts.intervalMs);
     this.timer.unref();
+  }
+
+  /**
+   * Whether this replica sweeps. Every replica would otherwise run the same deletes (on FerretDB a
+   * scan of each collection each, which timed out under load in the soak); the consumer group
+   * already elects one owner per partition, so the owner of partition 0 of the events topic sweeps.
+   */
+  setActive(active: boolean): void {
+    if (active !== this.active) this.log.info({ active }, active ? 'this replica sweeps expired documents' : 'another replica sweeps expired documents');
+    this.active = active;
   }
 
   async stop(): Promise<void> {
