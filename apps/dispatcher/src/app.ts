@@ -216,7 +216,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         partitionsConsumedConcurrently: 4,
         eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset, pause }) => {
           for (let i = 0; i < batch.messages.length && isRunning() && !isStale(); i += CHUNK) {
-            if (!(await roomFor(eng, heartbeat, () => isRunning() && !isStale()))) return;
+            if (!(await roomFor(eng, heartbeat, () => isRunning() && !isStale(), true))) return;
             const chunk = batch.messages.slice(i, i + CHUNK);
             const { taken, resumeAt } = await eng.intakeTasks(batch.topic, batch.partition, chunk, heartbeat);
             if (taken > 0) resolveOffset(chunk[taken - 1]!.offset);
@@ -294,8 +294,8 @@ function committer(consumer: Consumer, offsets: OffsetTracker, log: Logger): () 
 }
 
 /** Backpressure without missing heartbeats (a blocked batch would cost the partitions). False: give the batch up. */
-async function roomFor(eng: DeliveryEngine, heartbeat: () => Promise<void>, current: () => boolean): Promise<boolean> {
-  while (!(await eng.waitForRoom(1_000))) {
+async function roomFor(eng: DeliveryEngine, heartbeat: () => Promise<void>, current: () => boolean, forTiers = false): Promise<boolean> {
+  while (!(await eng.waitForRoom(1_000, forTiers))) {
     if (!current() || eng.stopping) return false;
     await heartbeat();
   }

@@ -47,6 +47,8 @@ interface Job extends WorkItem {
   queuedAt: number;
   /** How long this task is put back for when its endpoint's breaker is open: the delay of the tier it came from. */
   postponeMs: number;
+  /** Taken from a retry tier (not from the events topic). */
+  fromTier: boolean;
 }
 
 /**
@@ -57,7 +59,7 @@ interface Job extends WorkItem {
  * which is what let one tenant's outage take the CPU every other tenant's deliveries need.
  */
 export class Breakers {
-  private readonly state = new Map<string, { failures: number; probeAt: number }>();
+  private readonly state = new Map<string, { failures: number; probeAt: number; openedAt: number }>();
   constructor(
     private readonly threshold: number,
     private readonly probeMs: number,
@@ -81,12 +83,19 @@ export class Breakers {
       this.state.delete(key);
       return;
     }
-    if (!s) return void this.state.set(key, { failures: 1, probeAt: 0 });
+    if (!s) return void this.state.set(key, { failures: 1, probeAt: 0, openedAt: 0 });
     s.failures++;
     if (s.failures === this.threshold) {
       s.probeAt = now + this.probeMs;
+      s.openedAt = now;
       this.log?.info({ endpoint: key, failures: s.failures }, 'endpoint failing: circuit open, one probe attempt per interval');
     }
+  }
+
+  /** How long this endpoint's circuit has been open (0 when closed). */
+  openForMs(key: string, now: number): number {
+    const s = this.state.get(key);
+    return s && this.threshold > 0 && s.failures >= this.threshold ? now - s.openedAt : 0;
   }
 
   get open(): number {
@@ -122,6 +131,8 @@ export interface TaskIntake {
   resumeAt?: number;
 }
 
+/** Longest stretch of a postponement by how long a circuit has been open. */
+const POSTPONE_STRETCH_MAX_MS = 15_000;
 /** Longest an intake waits for room at one endpoint before its overflow goes to a tier. */
 const ENDPOINT_WAIT_MS = 1_000;
 /** How often queued tasks are checked for age. */
@@ -140,6 +151,8 @@ export class DeliveryEngine {
   private abandoned = false;
   /** Tasks this replica holds (queued, in flight, or being recorded), by delivery and attempt. */
   private readonly held = new Map<string, Job>();
+  /** Of them, taken from a retry tier. */
+  private heldFromTiers = 0;
   private readonly intakes = new Set<Promise<unknown>>();
   private readonly spillAfterMs: number;
   private readonly redeliveryGraceMs: number;
@@ -186,12 +199,14 @@ export class DeliveryEngine {
    * Backpressure for the Kafka consumers: true once there is room for more intake, false after
    * `timeoutMs` without room (the caller heartbeats and asks again, or gives up when stopping).
    */
-  async waitForRoom(timeoutMs: number): Promise<boolean> {
+  async waitForRoom(timeoutMs: number, forTiers = false): Promise<boolean> {
     const end = Date.now() + timeoutMs;
     if (!(await this.queue.waitForRoom(timeoutMs))) return false;
     // Attempts whose outcomes are still being written count too: a database slower than the
     // endpoints must hold intake back rather than let unwritten outcomes pile up in memory.
-    while (this.held.size >= this.maxHeld) {
+    // Tier work (retries, a recovering endpoint's backlog) may hold at most half of it, so first
+    // attempts always find room: a backlog drains beside new events, not in front of them.
+    while (this.held.size >= this.maxHeld || (forTiers && this.heldFromTiers >= this.maxHeld / 2)) {
       if (Date.now() >= end) return false;
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -354,6 +369,17 @@ export class DeliveryEngine {
     return resumeAt === undefined ? { taken } : { taken, resumeAt };
   }
 
+  private hold(j: Job): void {
+    this.held.set(j.key, j);
+    if (j.fromTier) this.heldFromTiers++;
+  }
+
+  private release(j: Job): void {
+    if (this.held.get(j.key) !== j) return;
+    this.held.delete(j.key);
+    if (j.fromTier) this.heldFromTiers--;
+  }
+
   private job(task: Task, trace: AttemptTrace, fromTierMs = 0): Job {
     const deliveryId = deliveryIdOf(task);
     return {
@@ -365,6 +391,7 @@ export class DeliveryEngine {
       settle: () => undefined,
       queuedAt: Date.now(),
       postponeMs: Math.max(fromTierMs, this.tiers.shortest.delayMs),
+      fromTier: fromTierMs > 0,
     };
   }
 
@@ -417,7 +444,7 @@ export class DeliveryEngine {
         continue;
       }
       j.queuedAt = Date.now();
-      this.held.set(j.key, j);
+      this.hold(j);
       // Waiting for room must not cost the consumer its group membership.
       if (heartbeat && heartbeatError === undefined && Date.now() - beat >= 1_000) {
         beat = Date.now();
@@ -431,11 +458,12 @@ export class DeliveryEngine {
     }
     if (postponed.length > 0) {
       // Put back where they came from, attempt count unchanged: the endpoint's circuit is open. At
-      // least five probe intervals, so a large backlog does not cycle through a short tier while
-      // the probes fail (each cycle costs a produce and a fetch per task).
+      // least five probe intervals, and longer the longer it has been open (up to 15 s), so a large
+      // backlog does not cycle through a short tier while the probes fail (each cycle costs a
+      // produce and a fetch per task), yet is due again soon after the endpoint recovers.
       const now = Date.now();
       const floor = 5 * (this.opts.breakerProbeMs ?? 1_000);
-      for (const j of postponed) j.task = { ...j.task, dueAt: now + Math.max(j.postponeMs, floor) };
+      for (const j of postponed) j.task = { ...j.task, dueAt: now + Math.max(j.postponeMs, floor, Math.min(this.breakers.openForMs(j.endpointKey, now), POSTPONE_STRETCH_MAX_MS)) };
       await this.defer(postponed);
     }
     if (overflow.length > 0) {
@@ -478,7 +506,7 @@ export class DeliveryEngine {
     const aged = this.queue.removeQueued((j) => j.queuedAt <= cutoff);
     if (aged.length === 0) return;
     this.log.debug({ deliveries: aged.length }, 'deliveries waiting longer than SPILL_AFTER_MS handed to the now tier');
-    for (const j of aged) this.held.delete(j.key);
+    for (const j of aged) this.release(j);
     await this.defer(aged);
   }
 
@@ -525,7 +553,7 @@ export class DeliveryEngine {
       }
     } finally {
       slotFree();
-      this.held.delete(job.key);
+      this.release(job);
     }
   }
 
@@ -543,7 +571,7 @@ export class DeliveryEngine {
     const abandonAt = setTimeout(() => (this.abandoned = true), deadlineMs);
     await Promise.allSettled([...this.intakes]);
     const queued = this.queue.drainQueued();
-    for (const j of queued) this.held.delete(j.key);
+    for (const j of queued) this.release(j);
     for (const j of queued) j.task = { ...j.task, dueAt: Date.now() };
     await this.defer(queued);
     let timer: NodeJS.Timeout | undefined;
