@@ -7,6 +7,8 @@ describe('Breakers', () => {
     expect(b.allow('ep', 0)).toBe(true);
     b.record('ep', false, 0); // third failure: open, first probe 1 s later
     expect(b.open).toBe(1);
+    expect(b.openForMs('ep', 700)).toBe(700);
+    expect(b.openForMs('other', 700)).toBe(0);
     expect(b.allow('ep', 500)).toBe(false);
     expect(b.allow('ep', 1_000)).toBe(true); // the probe
     expect(b.allow('ep', 1_001)).toBe(false); // only one
@@ -15,6 +17,7 @@ describe('Breakers', () => {
     expect(b.allow('ep', 2_000)).toBe(true);
     b.record('ep', true, 2_050); // the probe succeeded: closed
     expect(b.open).toBe(0);
+    expect(b.openForMs('ep', 2_051)).toBe(0);
     expect(b.allow('ep', 2_051)).toBe(true);
     expect(b.allow('ep', 2_052)).toBe(true);
   });
