@@ -133,7 +133,9 @@ describe('dispatcher replicas', () => {
     await eventually(
       async () => {
         const recorded = new Set<string>();
-        for (const d of await db.collection('delivered').find({ eventId: { $in: published } }, { projection: { eventId: 1 } }).toArray()) recorded.add(String(d.eventId));
+        // `delivered` is a series of time buckets (delivered_b<start>_<size>).
+        const buckets = (await db.db!.listCollections({}, { nameOnly: true }).toArray()).filter((c) => /^delivered_b\d+_\d+$/.test(c.name));
+        for (const b of buckets) for (const d of await db.collection(b.name).find({ eventId: { $in: published } }, { projection: { eventId: 1 } }).toArray()) recorded.add(String(d.eventId));
         return published.every((id) => recorded.has(id)) ? true : undefined;
       },
       30_000,

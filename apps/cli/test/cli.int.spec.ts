@@ -119,6 +119,7 @@ describe('hookline CLI against the running stack', () => {
       [['endpoints', 'rotate-secret', 'ep_1', '--old-secret-ttl', 'soon'], /--old-secret-ttl: "soon" is not a duration/],
       [['recover', 'ep_1', '--since', 'yesterday'], /--since: "yesterday" is neither a time/],
       [['attempts', 'list', 'ep_1', '--kind', 'both'], /--kind: "both" is not live or test/],
+      [['deliveries', 'list', 'ep_1', '--state', 'done'], /--state: "done" is not pending, succeeded or failed/],
       [['events', 'publish', 'invoice.paid', '--data', '@/nonexistent/payload.json'], /--data: cannot read \/nonexistent\/payload.json: ENOENT/],
       [['endpoints', 'list', '--registry', 'not an address'], /--registry: "not an address" is not host:port/],
       [['verify', '--body', '/dev/null'], /--secret or HOOKLINE_SECRET/],
@@ -365,6 +366,12 @@ describe('hookline CLI against the running stack', () => {
         return (r.attempts ?? []).length >= 2 ? true : undefined;
       }, 30_000, 'two failed attempts');
       receiver.behaviour.delete('/hook');
+      const failedList = await eventually(async () => {
+        const r = await hookline(['deliveries', 'list', endpointId, '--state', 'failed', '--event', published.eventId]);
+        return r.stdout.includes(published.eventId) ? r : undefined;
+      }, 10_000, 'the failed delivery listed');
+      expect(failedList.stdout.split('\n')[0]).toMatch(/^EVENT\s+TYPE\s+STATE\s+ATTEMPTS\s+LAST STATUS\s+LAST ATTEMPT\s+NEXT ATTEMPT$/);
+      expect(failedList.stdout).toMatch(new RegExp(`^${published.eventId}\\s+invoice\\.paid\\s+failed\\s+2\\s+500\\s`, 'm'));
 
       const tooOld = await hookline(['recover', endpointId, '--since', '30d']);
       expect(tooOld.code).toBe(1);
@@ -377,6 +384,8 @@ describe('hookline CLI against the running stack', () => {
       expect(recovered.stdout).toBe('requeued 1, delivered 1\n');
       expect(recovered.code).toBe(0);
       expect(receiver.on('/hook').filter((r) => r.headers['x-webhook-id'] === published.eventId).length).toBe(3);
+      const listed = json(await hookline(['deliveries', 'list', endpointId, '--event', published.eventId, '--json'])).deliveries as { state: string; attemptCount: number }[];
+      expect(listed).toEqual([expect.objectContaining({ state: 'DELIVERY_STATE_SUCCEEDED', attemptCount: 3 })]);
 
       const nothing = await hookline(['recover', endpointId, '--since', '10m', '--json']);
       expect(nothing.code).toBe(0);

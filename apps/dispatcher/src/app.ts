@@ -78,17 +78,12 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       // Registered first, so it runs last: the spans of the stop itself are exported too.
       life.defer('telemetry flush', () => currentTelemetry()?.flush());
       const db = await connectMongo(config.mongoUri, config.mongoDatabase, { life, readiness, log });
-      const models = dispatcherModels(db);
+      const models = dispatcherModels(db, config.retentionMs);
       const meters = deliveryMetrics(metrics.getMeter('hookline'));
-      await Promise.all(Object.values(models).map((m) => m.createIndexes()));
-      const retention = new Retention(
-        { events: models.events, attempts: models.attempts, delivered: models.delivered, failed: models.failed } as never,
-        { mode: config.retentionMode, intervalMs: config.retentionSweepIntervalMs },
-        log,
-      );
-      await retention.prepare();
+      await models.health.createIndexes();
+      const retention = new Retention([models.events, models.attempts, models.delivered, models.failed] as never, { retentionMs: config.retentionMs, intervalMs: config.retentionSweepIntervalMs }, log);
       retention.start();
-      life.defer('retention sweeper', () => retention.stop());
+      life.defer('retention', () => retention.stop());
       retentionRef = retention;
 
       log.info({ registry: config.registryAddress }, 'connecting to endpoint-registry');

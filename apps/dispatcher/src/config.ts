@@ -36,9 +36,7 @@ export interface DispatcherConfig extends ServiceSettings {
   responseBodyLimit: number;
   /** How long attempts, events and outcomes are kept. Default 30 days (RETENTION_SECONDS, for tests, wins). */
   retentionMs: number;
-  /** How expired documents are removed: a TTL index where the server has one (auto, ttl), else the sweeper. */
-  retentionMode: 'auto' | 'ttl' | 'sweeper';
-  /** How often the sweeper looks for expired documents. Default 60 s. */
+  /** How often expired buckets (store/buckets.ts) are looked for and dropped. Default 60 s. */
   retentionSweepIntervalMs: number;
 
   /** Endpoints failing without a success for this long are disabled. Default 5 days. */
@@ -97,7 +95,6 @@ export function loadConfig(env: Record<string, string | undefined>): DispatcherC
     subscriberCacheMs: r.int('SUBSCRIBER_CACHE_MS', 30_000, { min: 0, max: 3_600_000 }),
     responseBodyLimit: r.int('RESPONSE_BODY_LIMIT_BYTES', 16 * 1024, { min: 0, max: 1024 * 1024 }),
     retentionMs: r.int('RETENTION_DAYS', 30, { min: 1, max: 365 }) * 24 * 3600 * 1000,
-    retentionMode: r.oneOf('RETENTION_MODE', ['auto', 'ttl', 'sweeper'] as const, 'auto'),
     retentionSweepIntervalMs: r.int('RETENTION_SWEEP_INTERVAL_SECONDS', 60, { min: 1, max: 86_400 }) * 1000,
     autoDisableAfterMs: r.int('AUTO_DISABLE_AFTER_HOURS', 5 * 24, { min: 1, max: 90 * 24 }) * 3600 * 1000,
     maxQueuedPerEndpoint: 0,

@@ -143,6 +143,66 @@ describe('dispatcher live deliveries', () => {
     await expect(rpc(p.delivery.retryDelivery.bind(p.delivery), { workspaceId: `${ws}x`, endpointId: ep.id, eventId: e1 })).rejects.toMatchObject({ code: 5 });
   });
 
+  it('ListDeliveries says where each delivery stands, pages without repeats, and filters by state and event', async () => {
+    const ws = workspace();
+    const { PENDING, SUCCEEDED: DONE, FAILED: ENDED, UNSPECIFIED } = {
+      PENDING: deliveryV1.DeliveryState.DELIVERY_STATE_PENDING,
+      SUCCEEDED: deliveryV1.DeliveryState.DELIVERY_STATE_SUCCEEDED,
+      FAILED: deliveryV1.DeliveryState.DELIVERY_STATE_FAILED,
+      UNSPECIFIED: deliveryV1.DeliveryState.DELIVERY_STATE_UNSPECIFIED,
+    };
+    p.receiver.behaviour.set('/ld', (r) => {
+      const body = r.body.toString();
+      if (body.includes('o-ld-fail')) return { status: 500, body: 'no' };
+      if (body.includes('o-ld-wait')) return { status: 429, headers: { 'retry-after': '3600' } };
+      return { status: 200, body: 'ok' };
+    });
+    const ep = await createEndpoint(p, ws, p.receiver.url('/ld'));
+    const ok1 = await publish(p, ws, { order_id: 'o-ld-ok1' });
+    const fail = await publish(p, ws, { order_id: 'o-ld-fail' });
+    const ok2 = await publish(p, ws, { order_id: 'o-ld-ok2' });
+    const wait = await publish(p, ws, { order_id: 'o-ld-wait' });
+    const list = (req: Partial<deliveryV1.ListDeliveriesRequest>) =>
+      rpc(p.delivery.listDeliveries.bind(p.delivery), { workspaceId: ws, endpointId: ep.id, state: UNSPECIFIED, pageSize: 0, pageToken: '', eventId: '', ...req });
+    const all = await eventually(async () => {
+      const r = await list({});
+      return r.deliveries.length === 4 && r.deliveries.every((d) => d.state !== PENDING || d.eventId === wait) ? r : undefined;
+    }, 20_000, 'four deliveries, only the 429 one pending');
+    expect(all.nextPageToken).toBe('');
+    const byEvent = new Map(all.deliveries.map((d) => [d.eventId, d]));
+    expect(byEvent.get(ok1)).toMatchObject({ state: DONE, attemptCount: 1, latestResponseStatus: 200, eventType: 'order.created', nextAttemptTime: undefined });
+    expect(byEvent.get(ok2)).toMatchObject({ state: DONE, attemptCount: 1 });
+    expect(byEvent.get(fail)).toMatchObject({ state: ENDED, attemptCount: 4, latestResponseStatus: 500, nextAttemptTime: undefined });
+    const pending = byEvent.get(wait)!;
+    expect(pending).toMatchObject({ state: PENDING, attemptCount: 1, latestResponseStatus: 429 });
+    // Retry-After is a floor: the next attempt is an hour away.
+    expect(pending.nextAttemptTime!.getTime()).toBeGreaterThan(Date.now() + 3_500_000);
+    const latest = await rpc(p.delivery.getAttempt.bind(p.delivery), { workspaceId: ws, attemptId: byEvent.get(fail)!.latestAttemptId });
+    expect(latest.attempt).toMatchObject({ eventId: fail, attemptNumber: 4 });
+    // The most recently attempted first: the failing one's last retry came after the others.
+    expect(all.deliveries[0]!.eventId).toBe(fail);
+
+    // One per page: every delivery once, although the failing one has four attempts in the log.
+    const paged: string[] = [];
+    let pageToken = '';
+    do {
+      const r = await list({ pageSize: 1, pageToken });
+      paged.push(...r.deliveries.map((d) => d.eventId));
+      pageToken = r.nextPageToken;
+    } while (pageToken && paged.length < 10);
+    expect(paged).toEqual(all.deliveries.map((d) => d.eventId));
+
+    expect((await list({ state: ENDED })).deliveries.map((d) => d.eventId)).toEqual([fail]);
+    expect((await list({ state: PENDING })).deliveries.map((d) => d.eventId)).toEqual([wait]);
+    expect((await list({ state: DONE })).deliveries.map((d) => d.eventId).sort()).toEqual([ok1, ok2].sort());
+    expect((await list({ eventId: ok2 })).deliveries.map((d) => [d.eventId, d.state])).toEqual([[ok2, DONE]]);
+    // Another workspace sees nothing; bad input names its field.
+    expect((await list({ workspaceId: `${ws}x` })).deliveries).toEqual([]);
+    await expect(list({ pageToken: 'nope' })).rejects.toMatchObject({ code: 3, details: expect.stringContaining('page_token') });
+    await expect(list({ state: 42 as deliveryV1.DeliveryState })).rejects.toMatchObject({ code: 3, details: expect.stringContaining('state') });
+    await expect(list({ pageSize: 501 })).rejects.toMatchObject({ code: 3, details: expect.stringContaining('page_size') });
+  });
+
   it('retries are not held up either: beside a hanging endpoint with a backlog, a flaky endpoint gets its retries on schedule', async () => {
     const ws = workspace();
     p.receiver.behaviour.set('/stuck', { status: 200, delayMs: 60_000 });

@@ -60,7 +60,8 @@ export async function startPlatform(prefix: string, dispatcherEnv: Record<string
     await ing.start();
     stops.push(() => ing.stop());
     const env = { ...base, MONGODB_DATABASE: `${prefix}_dispatcher`, REGISTRY_ADDRESS: registryAddress, KAFKA_TOPIC_OPERATIONS: `${prefix}.operations`, ...dispatcherEnv };
-    const dispatcher = createDispatcher(loadDispatcherConfig(env), logOf('dispatcher'), { ca: [pki.ca], ...(resolver ? { resolver } : {}) });
+    const dispatcherConfig = loadDispatcherConfig(env);
+    const dispatcher = createDispatcher(dispatcherConfig, logOf('dispatcher'), { ca: [pki.ca], ...(resolver ? { resolver } : {}) });
     await dispatcher.start();
     stops.push(() => dispatcher.stop());
     const creds = grpc.credentials.createInsecure();
@@ -81,7 +82,7 @@ export async function startPlatform(prefix: string, dispatcherEnv: Record<string
       schemaJson: JSON.stringify({ type: 'object', required: ['order_id'], properties: { order_id: { type: 'string' }, total: { type: 'integer' } } }),
       exampleJson: JSON.stringify(EXAMPLE),
     });
-    return { prefix, env, pki, receiver, registry, ingest, delivery, dispatcher, models: dispatcherModels(db), registryAddress, stop };
+    return { prefix, env, pki, receiver, registry, ingest, delivery, dispatcher, models: dispatcherModels(db, dispatcherConfig.retentionMs), registryAddress, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -126,8 +127,8 @@ export async function topicReader(brokers: string, topic: string, groupId: strin
 
 /** What became of a delivery, from the dispatcher's outcome collections: a success wins over earlier failures. */
 export async function outcomeOf(p: Platform, deliveryId: string): Promise<{ state: 'succeeded' | 'failed'; attemptCount: number; reason?: string } | undefined> {
-  const done = await p.models.delivered.findById(deliveryId).lean();
+  const done = await p.models.delivered.findOne({ _id: deliveryId });
   if (done) return { state: 'succeeded', attemptCount: done.attemptCount };
-  const failed = await p.models.failed.findOne({ deliveryId }).sort({ attemptCount: -1 }).lean();
+  const failed = (await p.models.failed.find({ deliveryId }, { sort: { attemptCount: -1 }, limit: 1 }))[0]?.doc;
   return failed ? { state: 'failed', attemptCount: failed.attemptCount, reason: failed.reason } : undefined;
 }

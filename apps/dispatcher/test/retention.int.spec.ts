@@ -1,11 +1,12 @@
-// Retention against the real database server: FerretDB refuses TTL indexes, so `auto` falls back
-// to the sweeper, which removes every dispatcher document past its expiry, slice by slice, and
-// nothing younger. With RETENTION_SECONDS short, a delivered event's documents disappear.
+// Retention against the real database server: documents live in time buckets by event creation
+// time, and a bucket is dropped whole once every event it can hold is past retention (no delete
+// scans, no TTL index). With RETENTION_SECONDS short, a delivered event's documents disappear.
 import { createLogger } from '@hookline/service-kit';
 import mongoose from 'mongoose';
 import { eventually, infraFromEnv, uniquePrefix } from '@hookline/testing';
 import { dispatcherModels } from '../src/store/models';
 import { Retention } from '../src/store/retention';
+import { insertIntoBuckets } from '../src/store/insert';
 import { createEndpoint, publish, startPlatform, type Platform } from './harness';
 
 jest.setTimeout(60_000);
@@ -22,44 +23,42 @@ describe('retention of dispatcher documents', () => {
     await p?.stop();
   });
 
-  it('auto mode on FerretDB uses the sweeper for every collection (no TTL index there)', () => {
-    expect(Object.fromEntries(p.dispatcher.retention!.how)).toEqual({ events: 'sweeper', attempts: 'sweeper', delivered: 'sweeper', failed: 'sweeper' });
-  });
-
-  it('the sweeper deletes expired documents slice by slice and keeps the rest', async () => {
-    // A database of its own: the platform's dispatcher sweeps its own every second.
-    const db = mongoose.createConnection(infraFromEnv().mongoUri, { dbName: `${prefix}_sweep` });
+  it('documents go to the bucket of their event\'s time, and a bucket is dropped whole once its events are past retention', async () => {
+    // A database of its own: the platform's dispatcher drops its own buckets every second.
+    const db = mongoose.createConnection(infraFromEnv().mongoUri, { dbName: `${prefix}_drop` });
     await db.asPromise();
-    const models = dispatcherModels(db);
-    const now = Date.now();
     const HOUR = 3_600_000;
-    // Expired over the last 5 hours (one per minute), and 50 not yet expired.
-    const docs = (n: number, from: number, step: number, tag: string) =>
-      Array.from({ length: n }, (_, i) => ({ _id: `evt_${tag}_${i}`, workspaceId: `ws_${prefix}`, eventType: 'x', payload: Buffer.from('{}'), createdAt: new Date(from), expiresAt: new Date(from + i * step) }));
-    await models.events.insertMany([...docs(300, now - 5 * HOUR, 60_000, `${prefix}old`), ...docs(50, now + HOUR, 1_000, `${prefix}new`)]);
+    const models = dispatcherModels(db, 8 * HOUR); // buckets of an hour
+    expect(models.events.sizeMs).toBe(HOUR);
+    const now = Date.now();
+    const docs = (n: number, createdAt: number, tag: string) =>
+      Array.from({ length: n }, (_, i) => ({ _id: `evt_${tag}_${i}`, workspaceId: `ws_${prefix}`, eventType: 'x', payload: Buffer.from('{}'), createdAt: new Date(createdAt), expiresAt: new Date(createdAt + 8 * HOUR) }));
+    const old = docs(300, now - 20 * HOUR, 'old');
+    const recent = docs(40, now - 3 * HOUR, 'recent');
+    const fresh = docs(10, now, 'fresh');
+    const stored = await insertIntoBuckets(models.events, [...old, ...recent, ...fresh], (d) => d.createdAt);
+    expect(stored.size).toBe(350);
+    // The same documents again (a record read twice): nothing new, whichever bucket they are in.
+    expect((await insertIntoBuckets(models.events, [old[0]!, fresh[0]!], (d) => d.createdAt)).size).toBe(0);
+    const names = (await models.events.all()).map((b) => b.name);
+    expect(names).toHaveLength(3);
+    for (const name of names) expect(name).toMatch(/^events_b\d+_3600000$/);
+    expect(await models.events.countDocuments({})).toBe(350);
+    expect(await models.events.findOne({ _id: 'evt_recent_7' })).toMatchObject({ workspaceId: `ws_${prefix}` });
+
     let clock = now;
-    const retention = new Retention({ events: models.events } as never, { mode: 'sweeper', intervalMs: HOUR, now: () => clock }, createLogger('test', 'silent'));
-    await retention.prepare();
-    expect(retention.how.get('events')).toBe('sweeper');
-    const mine = { _id: { $regex: `^evt_${prefix}` } };
-    // Each step takes one slice (an interval of expiry times) of what has expired, oldest first.
-    const first = await retention.sweep();
-    expect(first).toBeGreaterThanOrEqual(60);
-    expect(first).toBeLessThan(300);
-    let steps = 1;
-    while ((await models.events.countDocuments({ ...mine, expiresAt: { $lt: new Date(now) } })) > 0 && steps < 10) {
-      await retention.sweep();
-      steps++;
-    }
-    expect(steps).toBeGreaterThanOrEqual(5);
-    expect(await models.events.countDocuments({ ...mine, expiresAt: { $lt: new Date(now) } })).toBe(0);
-    expect(await models.events.countDocuments(mine)).toBe(50);
-    // Later, the rest expires too (the first slice after the gap is the hour with nothing in it).
-    clock = now + 2 * HOUR;
-    await retention.sweep();
-    await retention.sweep();
-    expect(await models.events.countDocuments(mine)).toBe(0);
+    const retention = new Retention([models.events] as never, { retentionMs: 8 * HOUR, intervalMs: HOUR, now: () => clock }, createLogger('test', 'silent'));
+    retention.setActive(true);
+    expect(await retention.sweep()).toEqual([names[2]]);
+    expect(await models.events.countDocuments({})).toBe(50);
+    expect(await retention.sweep()).toEqual([]);
+    // Ten hours on, the rest has expired too.
+    clock = now + 10 * HOUR;
+    expect((await retention.sweep()).sort()).toEqual([names[0], names[1]].sort());
+    expect(await models.events.countDocuments({})).toBe(0);
+    expect(await models.events.all()).toEqual([]);
     await retention.stop();
+    await db.dropDatabase();
     await db.close();
   });
 
@@ -68,7 +67,7 @@ describe('retention of dispatcher documents', () => {
     const ep = await createEndpoint(p, ws, p.receiver.url('/kept'));
     const eventId = await publish(p, ws, { order_id: 'o-ret' });
     const id = `${eventId}|${ep.id}`;
-    await eventually(() => p.models.delivered.findById(id).lean().then((d) => d ?? undefined), 15_000, 'the delivery');
+    await eventually(() => p.models.delivered.findOne({ _id: id }).then((d) => d ?? undefined), 15_000, 'the delivery');
     expect(await p.models.events.countDocuments({ _id: eventId })).toBe(1);
     expect(await p.models.attempts.countDocuments({ deliveryId: id })).toBe(1);
     await eventually(
@@ -77,7 +76,7 @@ describe('retention of dispatcher documents', () => {
         return left === 0 ? true : undefined;
       },
       30_000,
-      'the expired documents to be swept',
+      'the expired buckets to be dropped',
     );
   });
 });

@@ -50,6 +50,14 @@ function outcomeFilter(text: string | undefined): deliveryV1.AttemptOutcome {
 
 const stateText = (s: deliveryV1.DeliveryState) => deliveryV1.deliveryStateToJSON(s).replace('DELIVERY_STATE_', '').toLowerCase();
 
+function stateFilter(text: string | undefined): deliveryV1.DeliveryState {
+  if (text === undefined) return deliveryV1.DeliveryState.DELIVERY_STATE_UNSPECIFIED;
+  if (text === 'pending') return deliveryV1.DeliveryState.DELIVERY_STATE_PENDING;
+  if (text === 'succeeded') return deliveryV1.DeliveryState.DELIVERY_STATE_SUCCEEDED;
+  if (text === 'failed') return deliveryV1.DeliveryState.DELIVERY_STATE_FAILED;
+  throw new UsageError(`--state: "${text}" is not pending, succeeded or failed`);
+}
+
 export const deliveryCommands: Command[] = [
   {
     words: ['test-event', 'send'],
@@ -91,6 +99,37 @@ export const deliveryCommands: Command[] = [
           table(
             ['ID', 'TIME', 'KIND', 'EVENT', 'TYPE', '#', 'STATUS', 'OUTCOME', 'DURATION', 'ERROR'],
             res.attempts.map((a) => [a.id, time(a.createTime), kindText(a.kind), a.eventId, a.eventType, String(a.attemptNumber), statusText(a), outcomeText(a.outcome), durationMs(a.duration), cell(a.error, 40)]),
+          ),
+        );
+      if (res.nextPageToken) ctx.out.note(`more: --page-token ${res.nextPageToken}`);
+    },
+  },
+  {
+    words: ['deliveries', 'list'],
+    args: ['endpoint-id'],
+    summary: 'Lists deliveries to one endpoint (most recently attempted first) and where each stands.',
+    options: {
+      state: { type: 'string', help: 'pending, succeeded or failed (default all)' },
+      event: { type: 'string', help: 'only the delivery of this event id' },
+      'page-size': { type: 'string', help: '1-500 (default 50)' },
+      'page-token': { type: 'string', help: 'from the previous page' },
+    },
+    async run(ctx, flags, [endpointId]) {
+      const res = await ctx.client().delivery.listDeliveries({
+        workspaceId: ctx.workspace(),
+        endpointId,
+        state: stateFilter(flags.state as string | undefined),
+        eventId: (flags.event as string | undefined) ?? '',
+        pageSize: parsePositiveInt('page-size', flags['page-size'] as string | undefined, 500) ?? 0,
+        pageToken: (flags['page-token'] as string | undefined) ?? '',
+      });
+      if (ctx.config.json) return ctx.out.json(deliveryV1.ListDeliveriesResponse.toJSON(res));
+      if (res.deliveries.length === 0) ctx.out.note(`no deliveries to ${endpointId} match`);
+      else
+        ctx.out.line(
+          table(
+            ['EVENT', 'TYPE', 'STATE', 'ATTEMPTS', 'LAST STATUS', 'LAST ATTEMPT', 'NEXT ATTEMPT'],
+            res.deliveries.map((d) => [d.eventId, d.eventType, stateText(d.state), String(d.attemptCount), d.latestResponseStatus ? String(d.latestResponseStatus) : 'none', time(d.latestAttemptTime), time(d.nextAttemptTime)]),
           ),
         );
       if (res.nextPageToken) ctx.out.note(`more: --page-token ${res.nextPageToken}`);

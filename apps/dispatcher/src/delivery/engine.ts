@@ -16,14 +16,17 @@
 // A record of the events topic read again after a rebalance or a crash (its event is stored
 // already) may have been delivered by the replica that had it: its tasks go to the grace tier
 // marked `verify`, due after redeliveryGraceMs (longer than that replica needs to finish the
-// attempt and record it), and each is attempted only if no success was recorded meanwhile.
+// attempt and record it), and each is attempted only if no success was recorded meanwhile. A
+// tier record due before this replica was given its partition gets the same treatment (its old
+// owner may have taken and sent it without committing): it waits out the grace from the takeover
+// and is verified. Records due later were never anyone's to take.
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import { eventsV1 } from '@hookline/proto';
 import type { Logger } from '@hookline/service-kit';
 import { extractKafkaContext, linkFromTraceparent, traceparentOf, tracer } from '@hookline/telemetry';
 import type { KafkaMessage } from 'kafkajs';
 import type { DispatcherModels, EventDoc } from '../store/models';
-import { insertIgnoringDuplicates } from '../store/insert';
+import { insertIntoBuckets } from '../store/insert';
 import type { SubscriberSource } from '../subscribers/subscriber-cache';
 import { decodeTask, deliveryIdOf, dueOf, type EventData, type Task, type Waiting } from '../retry/tasks';
 import type { RetryTiers } from '../retry/retry-tiers';
@@ -135,6 +138,8 @@ export interface TaskIntake {
 const POSTPONE_STRETCH_MAX_MS = 15_000;
 /** Longest an intake waits for room at one endpoint before its overflow goes to a tier. */
 const ENDPOINT_WAIT_MS = 1_000;
+/** Replicas' clocks may differ this much when telling whether a tier record was due before a takeover. */
+const CLOCK_SKEW_MS = 1_000;
 /** How often queued tasks are checked for age. */
 const AGE_CHECK_MS = 250;
 /** Backoff between tries to record an outcome while the database or broker is down. */
@@ -306,7 +311,7 @@ export class DeliveryEngine {
         }),
       );
       // An event stored already means its record was met before (see the header).
-      const stored = await insertIgnoringDuplicates(this.models.events, eventDocs);
+      const stored = await insertIntoBuckets(this.models.events, eventDocs, (d) => d.createdAt);
       const all = [...jobsByOffset.values()].flat();
       fresh = all.filter((j) => stored.has(j.task.event.id));
       again = all.filter((j) => !stored.has(j.task.event.id));
@@ -337,19 +342,25 @@ export class DeliveryEngine {
     const hops: Job[] = [];
     const jobsByOffset = new Map<string, Job[]>();
     const fresh: KafkaMessage[] = [];
+    // A record due before this replica got the partition may have been taken by the replica that
+    // had it (killed, or still finishing after the rebalance) and not committed: it waits out the
+    // redelivery grace from the takeover, then is attempted only if no success was recorded.
+    const takenOverAt = this.taskOffsets.assignedAt(topic, partition) ?? 0;
     for (const m of messages) {
-      const due = dueOf(m);
+      const seen = this.taskOffsets.seen(topic, partition, m.offset);
+      const metAgain = !seen && dueOf(m) < takenOverAt + CLOCK_SKEW_MS;
+      const due = metAgain ? Math.max(dueOf(m), takenOverAt + this.redeliveryGraceMs) : dueOf(m);
       if (due > now && tier && !this.tiers.hopsFrom(tier, due - now)) {
         resumeAt = due;
         break;
       }
       taken++;
       // Registered already: fetched again after a rebalance that left the partition here.
-      if (this.taskOffsets.seen(topic, partition, m.offset)) continue;
+      if (seen) continue;
       fresh.push(m);
       let task: Task;
       try {
-        task = decodeTask(m);
+        task = metAgain ? { ...decodeTask(m), verify: true, dueAt: due } : decodeTask(m);
       } catch (err) {
         // Only dispatchers write these topics; an undecodable record is a bug, not input.
         this.log.error({ err, topic, offset: m.offset }, 'undecodable record on a retry tier skipped');

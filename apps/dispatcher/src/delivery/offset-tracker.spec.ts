@@ -77,4 +77,16 @@ describe('OffsetTracker', () => {
     t.retain({});
     expect(t.unsettled).toBe(0);
   });
+
+  it('remembers when each partition came to this replica, across rebalances that leave it here', () => {
+    const t = new OffsetTracker();
+    expect(t.assignedAt('retry', 0)).toBeUndefined();
+    t.retain({ retry: [0, 1] }, 1_000);
+    t.retain({ retry: [1, 2] }, 5_000);
+    expect(t.assignedAt('retry', 0)).toBeUndefined();
+    expect(t.assignedAt('retry', 1)).toBe(1_000);
+    expect(t.assignedAt('retry', 2)).toBe(5_000);
+    t.retain({ retry: [0, 1, 2] }, 9_000);
+    expect(t.assignedAt('retry', 0)).toBe(9_000);
+  });
 });

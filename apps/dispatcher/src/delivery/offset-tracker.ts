@@ -36,6 +36,8 @@ interface Track {
 
 export class OffsetTracker {
   private readonly tracks = new Map<string, Track>();
+  /** Partitions assigned to this replica, with when it got each (kept across rebalances that leave it here). */
+  private assigned = new Map<string, number>();
 
   /** True when this record was already registered (fetched again after a rebalance kept the partition here). */
   seen(topic: string, partition: number, offset: string): boolean {
@@ -93,8 +95,19 @@ export class OffsetTracker {
    * Forgets partitions no longer assigned to this replica (after a rebalance): their new owner
    * commits them. Deliveries already running for them still finish and are recorded.
    */
-  retain(assigned: Record<string, number[]>): void {
+  retain(assigned: Record<string, number[]>, now = Date.now()): void {
     for (const [k, t] of this.tracks) if (!(assigned[t.topic] ?? []).includes(t.partition)) this.tracks.delete(k);
+    const next = new Map<string, number>();
+    for (const [topic, partitions] of Object.entries(assigned)) for (const p of partitions) next.set(key(topic, p), this.assigned.get(key(topic, p)) ?? now);
+    this.assigned = next;
+  }
+
+  /**
+   * When this replica was given the partition: records of it due before then may have been taken
+   * (and attempted) by the replica that had it. Undefined for a partition never assigned here.
+   */
+  assignedAt(topic: string, partition: number): number | undefined {
+    return this.assigned.get(key(topic, partition));
   }
 }
 

@@ -2,7 +2,7 @@
 const DUPLICATE_KEY = 11000;
 
 /** Inserts what is not there yet; returns the ids this call inserted. Other write errors are thrown. */
-export async function insertIgnoringDuplicates<T extends { _id: string }>(model: { insertMany(docs: T[], opts: object): Promise<unknown> }, docs: T[]): Promise<Set<string>> {
+export async function insertIgnoringDuplicates<T extends { _id: string }>(model: InsertTarget<T>, docs: T[]): Promise<Set<string>> {
   const ids = new Set(docs.map((d) => d._id));
   if (docs.length === 0) return ids;
   try {
@@ -16,4 +16,17 @@ export async function insertIgnoringDuplicates<T extends { _id: string }>(model:
     }
   }
   return ids;
+}
+
+type InsertTarget<T> = { insertMany(docs: T[], opts: object): Promise<unknown> };
+
+/** insertIgnoringDuplicates into time buckets: each document to the bucket of `timeOf(doc)`, one insertMany per bucket. */
+export async function insertIntoBuckets<T extends { _id: string }>(buckets: { at(t: Date): Promise<InsertTarget<T>> }, docs: T[], timeOf: (doc: T) => Date): Promise<Set<string>> {
+  const byBucket = new Map<InsertTarget<T>, T[]>();
+  for (const d of docs) {
+    const model = await buckets.at(timeOf(d));
+    byBucket.set(model, [...(byBucket.get(model) ?? []), d]);
+  }
+  const inserted = await Promise.all([...byBucket].map(([model, group]) => insertIgnoringDuplicates(model, group)));
+  return new Set(inserted.flatMap((ids) => [...ids]));
 }

@@ -4,9 +4,11 @@
 // says what became of the delivery: succeeded, failed and due again at nextAttemptAt, or failed
 // for good), delivered (one per successful delivery) and failed (one per delivery that ended
 // without success). Deliveries that wait are not documents: they are records on the retry tier
-// topics (retry/). A delivery's state is what its latest attempt says. Expiry is a field plus
-// a sweeper (store/retention.ts), or TTL indexes where the server has them.
+// topics (retry/). A delivery's state is what its latest attempt says. The four expiring
+// collections are series of time buckets by event creation time (store/buckets.ts), dropped
+// whole past retention (store/retention.ts); `expiresAt` (write time + retention) is informational.
 import { Schema, type Connection, type Model } from 'mongoose';
+import { Bucketed, bucketSizeFor } from './buckets';
 
 export interface EventDoc {
   _id: string;
@@ -89,27 +91,26 @@ export interface EndpointHealthDoc {
 }
 
 export interface DispatcherModels {
-  events: Model<EventDoc>;
-  delivered: Model<DeliveredDoc>;
-  failed: Model<FailedDoc>;
-  attempts: Model<AttemptDoc>;
+  events: Bucketed<EventDoc>;
+  delivered: Bucketed<DeliveredDoc>;
+  failed: Bucketed<FailedDoc>;
+  attempts: Bucketed<AttemptDoc>;
   health: Model<EndpointHealthDoc>;
 }
 
 const opts = (collection: string) => ({ collection, versionKey: false as const, autoIndex: false, minimize: false });
 
-export function dispatcherModels(db: Connection): DispatcherModels {
+export function dispatcherModels(db: Connection, retentionMs: number): DispatcherModels {
+  const size = bucketSizeFor(retentionMs);
   const events = new Schema<EventDoc>(
     { _id: String, workspaceId: String, eventType: String, payload: Buffer, createdAt: Date, expiresAt: Date },
     opts('events'),
   );
-  events.index({ expiresAt: 1 });
 
   const delivered = new Schema<DeliveredDoc>(
     { _id: String, eventId: String, workspaceId: String, endpointId: String, eventType: String, eventCreatedAt: Date, attemptCount: Number, deliveredAt: Date, expiresAt: Date },
     opts('delivered'),
   );
-  delivered.index({ expiresAt: 1 });
   delivered.index({ workspaceId: 1, endpointId: 1, eventCreatedAt: 1 });
 
   const failed = new Schema<FailedDoc>(
@@ -117,7 +118,6 @@ export function dispatcherModels(db: Connection): DispatcherModels {
     opts('failed'),
   );
   failed.index({ workspaceId: 1, endpointId: 1, eventCreatedAt: 1 });
-  failed.index({ expiresAt: 1 });
 
   const attempts = new Schema<AttemptDoc>(
     {
@@ -152,7 +152,6 @@ export function dispatcherModels(db: Connection): DispatcherModels {
   // and FerretDB alike.
   attempts.index({ deliveryId: 1, attemptNumber: 1 }, { unique: true });
   attempts.index({ workspaceId: 1, endpointId: 1, _id: -1 });
-  attempts.index({ expiresAt: 1 });
 
   const health = new Schema<EndpointHealthDoc>(
     { _id: String, workspaceId: String, endpointId: String, lastSuccessAt: Date, failingSince: Date, disabledAt: Date },
@@ -160,10 +159,10 @@ export function dispatcherModels(db: Connection): DispatcherModels {
   );
 
   return {
-    events: db.model<EventDoc>('Event', events),
-    delivered: db.model<DeliveredDoc>('Delivered', delivered),
-    failed: db.model<FailedDoc>('Failed', failed),
-    attempts: db.model<AttemptDoc>('Attempt', attempts),
+    events: new Bucketed(db, 'events', events, size),
+    delivered: new Bucketed(db, 'delivered', delivered, size),
+    failed: new Bucketed(db, 'failed', failed, size),
+    attempts: new Bucketed(db, 'attempts', attempts, size),
     health: db.model<EndpointHealthDoc>('EndpointHealth', health),
   };
 }

@@ -18,19 +18,26 @@ function fakeModels(opts: { fail?: boolean; taken?: Set<string>; stored?: Set<st
       }
       return { modifiedCount: 1 };
     };
-  const models = {
+  // One bucket each (every outcome here is of events created at the same time).
+  const bucket = {
     attempts: { insertMany: op('attempts.insertMany'), exists: async (f: { _id: string }) => (opts.stored?.has(f._id) ? { _id: f._id } : null) },
     delivered: { insertMany: op('delivered.insertMany') },
     failed: { insertMany: op('failed.insertMany') },
+  };
+  const models = {
+    attempts: { at: async () => bucket.attempts },
+    delivered: { at: async () => bucket.delivered },
+    failed: { at: async () => bucket.failed },
     health: { updateOne: op('health.updateOne') },
   } as unknown as DispatcherModels;
-  return { models, calls };
+  return { models, calls, bucket };
 }
 
-const attempt = (id: string) => ({ _id: id }) as AttemptDoc;
+const eventCreatedAt = new Date(1_000);
+const attempt = (id: string) => ({ _id: id, eventCreatedAt }) as AttemptDoc;
 const success = (n: number, endpoint = 'ep_a'): OutcomeRecord => ({
   attempt: attempt(`att_${n}`),
-  delivered: { _id: `evt_${n}|${endpoint}` } as DeliveredDoc,
+  delivered: { _id: `evt_${n}|${endpoint}`, eventCreatedAt } as DeliveredDoc,
   healthyEndpoint: { id: `ws|${endpoint}`, workspaceId: 'ws', endpointId: endpoint },
 });
 
@@ -39,7 +46,7 @@ describe('OutcomeWriter', () => {
     const { models, calls } = fakeModels();
     const writer = new OutcomeWriter(models, () => 1_000, 5);
     const retry: OutcomeRecord = { attempt: attempt('att_9') };
-    const failed: OutcomeRecord = { attempt: attempt('att_10'), failed: { _id: 'evt_10|ep_b|4' } as FailedDoc };
+    const failed: OutcomeRecord = { attempt: attempt('att_10'), failed: { _id: 'evt_10|ep_b|4', eventCreatedAt } as FailedDoc };
     const results = await Promise.all([writer.record(success(1)), writer.record(success(2)), writer.record(success(3, 'ep_c')), writer.record(retry), writer.record(failed)]);
 
     expect(results.every((r) => r.attemptNew)).toBe(true);
@@ -73,10 +80,10 @@ describe('OutcomeWriter', () => {
   });
 
   it('retries a group after a transient SQLITE_BUSY answer', async () => {
-    const { models, calls } = fakeModels();
+    const { models, calls, bucket } = fakeModels();
     let busy = 1;
-    const insertMany = (models.attempts as unknown as { insertMany: (...a: unknown[]) => Promise<unknown> }).insertMany;
-    (models.attempts as unknown as { insertMany: unknown }).insertMany = async (...args: unknown[]) => {
+    const insertMany = bucket.attempts.insertMany;
+    bucket.attempts.insertMany = async (...args: unknown[]) => {
       if (busy-- > 0) throw Object.assign(new Error('database is locked (5) (SQLITE_BUSY)'), { code: 1 });
       return insertMany(...args);
     };

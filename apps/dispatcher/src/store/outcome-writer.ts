@@ -6,7 +6,7 @@
 // "already there", so a group is safe to write again after a transient error, and record()
 // resolves only once its group is durable (callers keep their at-least-once ordering).
 import type { AttemptDoc, DeliveredDoc, DispatcherModels, FailedDoc } from './models';
-import { insertIgnoringDuplicates } from './insert';
+import { insertIntoBuckets } from './insert';
 
 /** Endpoint health is refreshed at most this often per replica while an endpoint keeps succeeding. */
 const HEALTH_REFRESH_MS = 30_000;
@@ -88,20 +88,22 @@ export class OutcomeWriter {
   private async write(outcomes: OutcomeRecord[]): Promise<Set<string>> {
     const now = this.now();
     const attempts = outcomes.flatMap((o) => (o.attempt ? [o.attempt] : []));
-    const inserted = await insertIgnoringDuplicates(this.models.attempts, attempts);
+    const inserted = await insertIntoBuckets(this.models.attempts, attempts, (a) => a.eventCreatedAt);
     // "Already there" is either our own insert, written before a transient error made us try
     // again (same _id), or another chain's attempt with the same number (another _id). Rare: a
     // lookup by _id each tells them apart.
     for (const a of attempts) {
-      if (!inserted.has(a._id) && (await this.models.attempts.exists({ _id: a._id }))) inserted.add(a._id);
+      if (!inserted.has(a._id) && (await (await this.models.attempts.at(a.eventCreatedAt)).exists({ _id: a._id }))) inserted.add(a._id);
     }
-    await insertIgnoringDuplicates(
+    await insertIntoBuckets(
       this.models.delivered,
       outcomes.flatMap((o) => (o.delivered ? [o.delivered] : [])),
+      (d) => d.eventCreatedAt,
     );
-    await insertIgnoringDuplicates(
+    await insertIntoBuckets(
       this.models.failed,
       outcomes.flatMap((o) => (o.failed ? [o.failed] : [])),
+      (f) => f.eventCreatedAt,
     );
     const healthy = new Map(outcomes.flatMap((o) => (o.healthyEndpoint ? [[o.healthyEndpoint.id, o.healthyEndpoint] as const] : [])));
     for (const h of healthy.values()) {

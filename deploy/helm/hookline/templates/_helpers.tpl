@@ -138,7 +138,6 @@ retryJitterPercent: RETRY_JITTER_PERCENT
 maxInFlight: MAX_IN_FLIGHT
 maxInFlightPerEndpoint: MAX_IN_FLIGHT_PER_ENDPOINT
 retryPartitions: KAFKA_RETRY_PARTITIONS
-retentionMode: RETENTION_MODE
 subscriberCacheMs: SUBSCRIBER_CACHE_MS
 responseBodyLimitBytes: RESPONSE_BODY_LIMIT_BYTES
 retentionDays: RETENTION_DAYS

@@ -113,7 +113,7 @@ export function attemptOutcomeToJSON(object: AttemptOutcome): string {
 
 /** Where a delivery (one event to one endpoint) stands. */
 export enum DeliveryState {
-  /** DELIVERY_STATE_UNSPECIFIED - Not used. */
+  /** DELIVERY_STATE_UNSPECIFIED - Matches every state in filters; not used otherwise. */
   DELIVERY_STATE_UNSPECIFIED = 0,
   /** DELIVERY_STATE_PENDING - Waiting for its next attempt. */
   DELIVERY_STATE_PENDING = 1,
@@ -287,7 +287,51 @@ export interface Delivery {
   /** Attempts made so far. */
   attemptCount: number;
   /** When the next attempt is due; unset unless pending. */
-  nextAttemptTime: Date | undefined;
+  nextAttemptTime:
+    | Date
+    | undefined;
+  /** Event type (set by ListDeliveries). */
+  eventType: string;
+  /** When ingest accepted the event (set by ListDeliveries). */
+  eventCreateTime:
+    | Date
+    | undefined;
+  /** The latest attempt's id, for GetAttempt (set by ListDeliveries). */
+  latestAttemptId: string;
+  /** When the latest attempt started (set by ListDeliveries). */
+  latestAttemptTime:
+    | Date
+    | undefined;
+  /** The latest attempt's HTTP status; 0 when no response arrived (set by ListDeliveries). */
+  latestResponseStatus: number;
+}
+
+/** ListDeliveries input. */
+export interface ListDeliveriesRequest {
+  /** Tenant id. */
+  workspaceId: string;
+  /** Endpoint id. */
+  endpointId: string;
+  /** Filter; unspecified means every state. */
+  state: DeliveryState;
+  /** 1-500; 0 means 50. */
+  pageSize: number;
+  /** From a previous response; empty for the first page. */
+  pageToken: string;
+  /** Optional: only the delivery of this event. */
+  eventId: string;
+}
+
+/** ListDeliveries output. */
+export interface ListDeliveriesResponse {
+  /**
+   * This page, the most recently attempted first. With a state filter a page may hold fewer than
+   * page_size deliveries (each call reads a bounded part of the attempt log): keep paging while
+   * next_page_token is set.
+   */
+  deliveries: Delivery[];
+  /** Empty on the last page. */
+  nextPageToken: string;
 }
 
 /** RetryDelivery input. */
@@ -1657,7 +1701,18 @@ export const GetAttemptResponse: MessageFns<GetAttemptResponse> = {
 };
 
 function createBaseDelivery(): Delivery {
-  return { eventId: "", endpointId: "", state: 0, attemptCount: 0, nextAttemptTime: undefined };
+  return {
+    eventId: "",
+    endpointId: "",
+    state: 0,
+    attemptCount: 0,
+    nextAttemptTime: undefined,
+    eventType: "",
+    eventCreateTime: undefined,
+    latestAttemptId: "",
+    latestAttemptTime: undefined,
+    latestResponseStatus: 0,
+  };
 }
 
 export const Delivery: MessageFns<Delivery> = {
@@ -1676,6 +1731,21 @@ export const Delivery: MessageFns<Delivery> = {
     }
     if (message.nextAttemptTime !== undefined) {
       Timestamp.encode(toTimestamp(message.nextAttemptTime), writer.uint32(42).fork()).join();
+    }
+    if (message.eventType !== "") {
+      writer.uint32(50).string(message.eventType);
+    }
+    if (message.eventCreateTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.eventCreateTime), writer.uint32(58).fork()).join();
+    }
+    if (message.latestAttemptId !== "") {
+      writer.uint32(66).string(message.latestAttemptId);
+    }
+    if (message.latestAttemptTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.latestAttemptTime), writer.uint32(74).fork()).join();
+    }
+    if (message.latestResponseStatus !== 0) {
+      writer.uint32(80).int32(message.latestResponseStatus);
     }
     return writer;
   },
@@ -1733,6 +1803,46 @@ export const Delivery: MessageFns<Delivery> = {
             message.nextAttemptTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.eventType = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.eventCreateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.latestAttemptId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.latestAttemptTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.latestResponseStatus = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1768,6 +1878,31 @@ export const Delivery: MessageFns<Delivery> = {
         : isSet(object.next_attempt_time)
         ? fromJsonTimestamp(object.next_attempt_time)
         : undefined,
+      eventType: isSet(object.eventType)
+        ? globalThis.String(object.eventType)
+        : isSet(object.event_type)
+        ? globalThis.String(object.event_type)
+        : "",
+      eventCreateTime: isSet(object.eventCreateTime)
+        ? fromJsonTimestamp(object.eventCreateTime)
+        : isSet(object.event_create_time)
+        ? fromJsonTimestamp(object.event_create_time)
+        : undefined,
+      latestAttemptId: isSet(object.latestAttemptId)
+        ? globalThis.String(object.latestAttemptId)
+        : isSet(object.latest_attempt_id)
+        ? globalThis.String(object.latest_attempt_id)
+        : "",
+      latestAttemptTime: isSet(object.latestAttemptTime)
+        ? fromJsonTimestamp(object.latestAttemptTime)
+        : isSet(object.latest_attempt_time)
+        ? fromJsonTimestamp(object.latest_attempt_time)
+        : undefined,
+      latestResponseStatus: isSet(object.latestResponseStatus)
+        ? globalThis.Number(object.latestResponseStatus)
+        : isSet(object.latest_response_status)
+        ? globalThis.Number(object.latest_response_status)
+        : 0,
     };
   },
 
@@ -1788,6 +1923,21 @@ export const Delivery: MessageFns<Delivery> = {
     if (message.nextAttemptTime !== undefined) {
       obj.nextAttemptTime = message.nextAttemptTime.toISOString();
     }
+    if (message.eventType !== "") {
+      obj.eventType = message.eventType;
+    }
+    if (message.eventCreateTime !== undefined) {
+      obj.eventCreateTime = message.eventCreateTime.toISOString();
+    }
+    if (message.latestAttemptId !== "") {
+      obj.latestAttemptId = message.latestAttemptId;
+    }
+    if (message.latestAttemptTime !== undefined) {
+      obj.latestAttemptTime = message.latestAttemptTime.toISOString();
+    }
+    if (message.latestResponseStatus !== 0) {
+      obj.latestResponseStatus = Math.round(message.latestResponseStatus);
+    }
     return obj;
   },
 
@@ -1801,6 +1951,271 @@ export const Delivery: MessageFns<Delivery> = {
     message.state = object.state ?? 0;
     message.attemptCount = object.attemptCount ?? 0;
     message.nextAttemptTime = object.nextAttemptTime ?? undefined;
+    message.eventType = object.eventType ?? "";
+    message.eventCreateTime = object.eventCreateTime ?? undefined;
+    message.latestAttemptId = object.latestAttemptId ?? "";
+    message.latestAttemptTime = object.latestAttemptTime ?? undefined;
+    message.latestResponseStatus = object.latestResponseStatus ?? 0;
+    return message;
+  },
+};
+
+function createBaseListDeliveriesRequest(): ListDeliveriesRequest {
+  return { workspaceId: "", endpointId: "", state: 0, pageSize: 0, pageToken: "", eventId: "" };
+}
+
+export const ListDeliveriesRequest: MessageFns<ListDeliveriesRequest> = {
+  encode(message: ListDeliveriesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workspaceId !== "") {
+      writer.uint32(10).string(message.workspaceId);
+    }
+    if (message.endpointId !== "") {
+      writer.uint32(18).string(message.endpointId);
+    }
+    if (message.state !== 0) {
+      writer.uint32(24).int32(message.state);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(32).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(42).string(message.pageToken);
+    }
+    if (message.eventId !== "") {
+      writer.uint32(50).string(message.eventId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDeliveriesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDeliveriesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspaceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.endpointId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.eventId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDeliveriesRequest {
+    return {
+      workspaceId: isSet(object.workspaceId)
+        ? globalThis.String(object.workspaceId)
+        : isSet(object.workspace_id)
+        ? globalThis.String(object.workspace_id)
+        : "",
+      endpointId: isSet(object.endpointId)
+        ? globalThis.String(object.endpointId)
+        : isSet(object.endpoint_id)
+        ? globalThis.String(object.endpoint_id)
+        : "",
+      state: isSet(object.state) ? deliveryStateFromJSON(object.state) : 0,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      eventId: isSet(object.eventId)
+        ? globalThis.String(object.eventId)
+        : isSet(object.event_id)
+        ? globalThis.String(object.event_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ListDeliveriesRequest): unknown {
+    const obj: any = {};
+    if (message.workspaceId !== "") {
+      obj.workspaceId = message.workspaceId;
+    }
+    if (message.endpointId !== "") {
+      obj.endpointId = message.endpointId;
+    }
+    if (message.state !== 0) {
+      obj.state = deliveryStateToJSON(message.state);
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.eventId !== "") {
+      obj.eventId = message.eventId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDeliveriesRequest>, I>>(base?: I): ListDeliveriesRequest {
+    return ListDeliveriesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDeliveriesRequest>, I>>(object: I): ListDeliveriesRequest {
+    const message = createBaseListDeliveriesRequest();
+    message.workspaceId = object.workspaceId ?? "";
+    message.endpointId = object.endpointId ?? "";
+    message.state = object.state ?? 0;
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    message.eventId = object.eventId ?? "";
+    return message;
+  },
+};
+
+function createBaseListDeliveriesResponse(): ListDeliveriesResponse {
+  return { deliveries: [], nextPageToken: "" };
+}
+
+export const ListDeliveriesResponse: MessageFns<ListDeliveriesResponse> = {
+  encode(message: ListDeliveriesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.deliveries) {
+      Delivery.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDeliveriesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDeliveriesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deliveries.push(Delivery.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDeliveriesResponse {
+    return {
+      deliveries: globalThis.Array.isArray(object?.deliveries)
+        ? object.deliveries.map((e: any) => Delivery.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListDeliveriesResponse): unknown {
+    const obj: any = {};
+    if (message.deliveries?.length) {
+      obj.deliveries = message.deliveries.map((e) => Delivery.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDeliveriesResponse>, I>>(base?: I): ListDeliveriesResponse {
+    return ListDeliveriesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDeliveriesResponse>, I>>(object: I): ListDeliveriesResponse {
+    const message = createBaseListDeliveriesResponse();
+    message.deliveries = object.deliveries?.map((e) => Delivery.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -2452,6 +2867,21 @@ export const DeliveryServiceService = {
       Buffer.from(ListAttemptsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAttemptsResponse => ListAttemptsResponse.decode(value),
   },
+  /**
+   * Lists deliveries (one event to one endpoint) that have at least one attempt, the most
+   * recently attempted first, each with where it stands: pending, succeeded or failed.
+   */
+  listDeliveries: {
+    path: "/webhooks.delivery.v1.DeliveryService/ListDeliveries" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListDeliveriesRequest): Buffer =>
+      Buffer.from(ListDeliveriesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListDeliveriesRequest => ListDeliveriesRequest.decode(value),
+    responseSerialize: (value: ListDeliveriesResponse): Buffer =>
+      Buffer.from(ListDeliveriesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListDeliveriesResponse => ListDeliveriesResponse.decode(value),
+  },
   /** Returns one attempt. */
   getAttempt: {
     path: "/webhooks.delivery.v1.DeliveryService/GetAttempt" as const,
@@ -2495,6 +2925,11 @@ export interface DeliveryServiceServer extends UntypedServiceImplementation {
   sendTestEvent: handleUnaryCall<SendTestEventRequest, SendTestEventResponse>;
   /** Lists attempts to one endpoint, newest first, filtered by kind and outcome. */
   listAttempts: handleUnaryCall<ListAttemptsRequest, ListAttemptsResponse>;
+  /**
+   * Lists deliveries (one event to one endpoint) that have at least one attempt, the most
+   * recently attempted first, each with where it stands: pending, succeeded or failed.
+   */
+  listDeliveries: handleUnaryCall<ListDeliveriesRequest, ListDeliveriesResponse>;
   /** Returns one attempt. */
   getAttempt: handleUnaryCall<GetAttemptRequest, GetAttemptResponse>;
   /** Schedules one more attempt of an event to an endpoint now, whatever its state. */
@@ -2538,6 +2973,25 @@ export interface DeliveryServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAttemptsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Lists deliveries (one event to one endpoint) that have at least one attempt, the most
+   * recently attempted first, each with where it stands: pending, succeeded or failed.
+   */
+  listDeliveries(
+    request: ListDeliveriesRequest,
+    callback: (error: ServiceError | null, response: ListDeliveriesResponse) => void,
+  ): ClientUnaryCall;
+  listDeliveries(
+    request: ListDeliveriesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListDeliveriesResponse) => void,
+  ): ClientUnaryCall;
+  listDeliveries(
+    request: ListDeliveriesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListDeliveriesResponse) => void,
   ): ClientUnaryCall;
   /** Returns one attempt. */
   getAttempt(
