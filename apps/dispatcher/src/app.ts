@@ -81,7 +81,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       const models = dispatcherModels(db, config.retentionMs);
       const meters = deliveryMetrics(metrics.getMeter('hookline'));
       await models.health.createIndexes();
-      const retention = new Retention([models.events, models.attempts, models.delivered, models.failed] as never, { retentionMs: config.retentionMs, intervalMs: config.retentionSweepIntervalMs }, log);
+      const retention = new Retention([models.events, models.attempts, models.delivered, models.failed] as never, { intervalMs: config.retentionSweepIntervalMs }, log);
       retention.start();
       life.defer('retention', () => retention.stop());
       retentionRef = retention;

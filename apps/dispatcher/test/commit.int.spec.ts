@@ -62,9 +62,9 @@ describe('dispatcher offsets and the happy path', () => {
   };
 
   /** Sends an events-topic record as event-ingest would (the same event again, or one the dispatcher has not seen). */
-  async function sendRecord(eventId: string, workspaceId: string, payload: object, createTime: Date): Promise<void> {
+  async function sendRecord(eventId: string, workspaceId: string, payload: object, createTime: Date, appendedAt?: Date): Promise<void> {
     const value = Buffer.from(eventsV1.EventRecord.encode({ eventId, workspaceId, eventType: EVENT_TYPE, payload: Buffer.from(JSON.stringify(payload)), createTime }).finish());
-    await producer.send({ topic: p.env.KAFKA_TOPIC_EVENTS!, messages: [{ key: workspaceId, value }] });
+    await producer.send({ topic: p.env.KAFKA_TOPIC_EVENTS!, messages: [{ key: workspaceId, value, ...(appendedAt ? { timestamp: String(appendedAt.getTime()) } : {}) }] });
   }
 
   it('a first-attempt success is recorded in `delivered` and the attempt log, nothing waits on a retry tier, and its offset is committed', async () => {
@@ -77,6 +77,8 @@ describe('dispatcher offsets and the happy path', () => {
     expect(done).toMatchObject({ eventId, workspaceId: ws, endpointId: ep.id, eventType: EVENT_TYPE, attemptCount: 1 });
     expect(await p.models.attempts.countDocuments({ eventId, endpointId: ep.id, outcome: 'succeeded' })).toBe(1);
     await eventually(async () => ((await allCommitted()) ? true : undefined), 10_000, 'the offsets to be committed');
+    // The attempt did not wait for the event to be stored, but the offset did.
+    expect(await p.models.events.countDocuments({ _id: eventId })).toBe(1);
     expect(await tierRecords()).toBe(before);
   });
 
@@ -95,7 +97,7 @@ describe('dispatcher offsets and the happy path', () => {
     await eventually(async () => ((await tierCommitted()) ? true : undefined), 10_000, 'the tier offsets to be committed');
   });
 
-  it('a record met again after its delivery succeeded is checked against `delivered` and not sent twice', async () => {
+  it('a second record of an event delivered already (read again, or produced twice) is checked against `delivered` and not sent twice', async () => {
     const ws = workspace();
     const ep = await createEndpoint(p, ws, p.receiver.url('/again'));
     const eventId = await publish(p, ws, { order_id: 'o-again' });
@@ -114,12 +116,13 @@ describe('dispatcher offsets and the happy path', () => {
   it('a record met again whose delivery never happened is delivered once, after the grace period', async () => {
     const ws = workspace();
     const ep = await createEndpoint(p, ws, p.receiver.url('/lost'));
-    // As if another replica stored the event and died before attempting it.
+    // As if another replica stored the event and died before attempting it: the record is from
+    // before this suite's dispatcher got the partition (its Kafka timestamp an hour ago).
     const eventId = `evt_${prefix.replace(/[^0-9a-f]/g, '').padEnd(32, '0').slice(0, 32)}`;
     const createdAt = new Date();
-    await (await p.models.events.at(createdAt)).create({ _id: eventId, workspaceId: ws, eventType: EVENT_TYPE, payload: Buffer.from('{"order_id":"o-lost"}'), createdAt, expiresAt: new Date(Date.now() + 3_600_000) });
+    await (await p.models.events.forWrite(createdAt))!.create({ _id: eventId, workspaceId: ws, eventType: EVENT_TYPE, payload: Buffer.from('{"order_id":"o-lost"}'), createdAt, expiresAt: new Date(Date.now() + 3_600_000) });
     const sentAt = Date.now();
-    await sendRecord(eventId, ws, { order_id: 'o-lost' }, createdAt);
+    await sendRecord(eventId, ws, { order_id: 'o-lost' }, createdAt, new Date(Date.now() - 3_600_000));
     const [got] = await eventually(() => (p.receiver.on('/lost').length > 0 ? p.receiver.on('/lost') : undefined), 30_000, 'the delivery');
     expect(got!.headers['x-webhook-id']).toBe(eventId);
     // Not before the replica that had the record could have finished its attempt.

@@ -28,32 +28,38 @@ describe('retention of dispatcher documents', () => {
     const db = mongoose.createConnection(infraFromEnv().mongoUri, { dbName: `${prefix}_drop` });
     await db.asPromise();
     const HOUR = 3_600_000;
-    const models = dispatcherModels(db, 8 * HOUR); // buckets of an hour
-    expect(models.events.sizeMs).toBe(HOUR);
     const now = Date.now();
+    let clock = now;
+    const models = dispatcherModels(db, 8 * HOUR, () => clock); // buckets of an hour
+    expect(models.events.sizeMs).toBe(HOUR);
     const docs = (n: number, createdAt: number, tag: string) =>
       Array.from({ length: n }, (_, i) => ({ _id: `evt_${tag}_${i}`, workspaceId: `ws_${prefix}`, eventType: 'x', payload: Buffer.from('{}'), createdAt: new Date(createdAt), expiresAt: new Date(createdAt + 8 * HOUR) }));
     const old = docs(300, now - 20 * HOUR, 'old');
     const recent = docs(40, now - 3 * HOUR, 'recent');
     const fresh = docs(10, now, 'fresh');
-    const stored = await insertIntoBuckets(models.events, [...old, ...recent, ...fresh], (d) => d.createdAt);
-    expect(stored.size).toBe(350);
+    // Each written while its bucket was current.
+    for (const [docsOf, at] of [[old, now - 20 * HOUR], [recent, now - 3 * HOUR], [fresh, now]] as const) {
+      clock = at;
+      expect((await insertIntoBuckets(models.events, [...docsOf], (d) => d.createdAt)).size).toBe(docsOf.length);
+    }
     // The same documents again (a record read twice): nothing new, whichever bucket they are in.
-    expect((await insertIntoBuckets(models.events, [old[0]!, fresh[0]!], (d) => d.createdAt)).size).toBe(0);
+    expect((await insertIntoBuckets(models.events, [recent[0]!, fresh[0]!], (d) => d.createdAt)).size).toBe(0);
+    // A bucket past retention is not written to (it would come back without its indexes once dropped).
+    expect((await insertIntoBuckets(models.events, [{ ...old[0]!, _id: 'evt_late' }], (d) => d.createdAt)).size).toBe(1);
+    expect(await models.events.findOne({ _id: 'evt_late' })).toBeNull();
     const names = (await models.events.all()).map((b) => b.name);
     expect(names).toHaveLength(3);
     for (const name of names) expect(name).toMatch(/^events_b\d+_3600000$/);
     expect(await models.events.countDocuments({})).toBe(350);
     expect(await models.events.findOne({ _id: 'evt_recent_7' })).toMatchObject({ workspaceId: `ws_${prefix}` });
 
-    let clock = now;
-    const retention = new Retention([models.events] as never, { retentionMs: 8 * HOUR, intervalMs: HOUR, now: () => clock }, createLogger('test', 'silent'));
+    const retention = new Retention([models.events] as never, { intervalMs: HOUR, now: () => clock }, createLogger('test', 'silent'));
     retention.setActive(true);
     expect(await retention.sweep()).toEqual([names[2]]);
     expect(await models.events.countDocuments({})).toBe(50);
     expect(await retention.sweep()).toEqual([]);
-    // Ten hours on, the rest has expired too.
-    clock = now + 10 * HOUR;
+    // Eleven hours on, the rest has expired too (retention, plus the bucket, plus the drop margin).
+    clock = now + 11 * HOUR;
     expect((await retention.sweep()).sort()).toEqual([names[0], names[1]].sort());
     expect(await models.events.countDocuments({})).toBe(0);
     expect(await models.events.all()).toEqual([]);

@@ -13,10 +13,14 @@
 // of the group consumes when it is due. A crash at any point redoes work (duplicates possible,
 // bounded by the attempt-number index: see OutcomeWriter) but never loses it.
 //
-// A record of the events topic read again after a rebalance or a crash (its event is stored
-// already) may have been delivered by the replica that had it: its tasks go to the grace tier
-// marked `verify`, due after redeliveryGraceMs (longer than that replica needs to finish the
-// attempt and record it), and each is attempted only if no success was recorded meanwhile. A
+// A record of the events topic appended after this replica got its partition, of an event not
+// met lately, is new: its deliveries start at once and its event is stored beside them (the
+// record is committed once that insert is done too), so no database write sits between a
+// publish and its first attempt. Any other record may have been read already (by the replica
+// that had the partition, or this is a second record of one event): it waits for the event's
+// insert, and if the event was stored already its tasks go to the grace tier marked `verify`, due
+// after redeliveryGraceMs (longer than that replica needs to finish the attempt and record it),
+// each attempted only if no success was recorded meanwhile. A
 // tier record due before this replica was given its partition gets the same treatment (its old
 // owner may have taken and sent it without committing): it waits out the grace from the takeover
 // and is verified. Records due later were never anyone's to take.
@@ -138,6 +142,8 @@ export interface TaskIntake {
 const POSTPONE_STRETCH_MAX_MS = 15_000;
 /** Longest an intake waits for room at one endpoint before its overflow goes to a tier. */
 const ENDPOINT_WAIT_MS = 1_000;
+/** Event ids remembered to tell a second record of one event from a new one without the database. */
+const RECENT_EVENTS = 100_000;
 /** Replicas' clocks may differ this much when telling whether a tier record was due before a takeover. */
 const CLOCK_SKEW_MS = 1_000;
 /** How often queued tasks are checked for age. */
@@ -159,6 +165,8 @@ export class DeliveryEngine {
   /** Of them, taken from a retry tier. */
   private heldFromTiers = 0;
   private readonly intakes = new Set<Promise<unknown>>();
+  /** Event ids this replica took from the events topic lately. */
+  private readonly recentEvents = new RecentIds(RECENT_EVENTS);
   private readonly spillAfterMs: number;
   private readonly redeliveryGraceMs: number;
   /** Tasks held in memory (queued, in flight, or being recorded) above which intake waits. */
@@ -246,6 +254,13 @@ export class DeliveryEngine {
     const now = Date.now();
     // Records registered already were fetched again after a rebalance that left the partition here.
     const records = messages.filter((m) => !this.eventOffsets.seen(topic, partition, m.offset));
+    // A record appended after this replica was given the partition, of an event not met lately,
+    // cannot have been read by anyone else: its deliveries start at once and its event is stored
+    // beside them (the record stays uncommitted until it is). The others may have been read by the
+    // replica that had the partition, or be a second record of one event (ingest producing again
+    // after a timeout): the insert tells (the event is stored already), and they wait for it.
+    const takenOverAt = this.eventOffsets.assignedAt(topic, partition) ?? Infinity;
+    const mayBeMetAgain = new Set(records.filter((m) => Number(m.timestamp) < takenOverAt + CLOCK_SKEW_MS).map((m) => m.offset));
     const events: (EventData & { offset: string })[] = [];
     // One consumer span per record, continuing the trace its producer put in the headers (no-op
     // spans while tracing is off). Ended once the tasks are queued.
@@ -255,6 +270,7 @@ export class DeliveryEngine {
       try {
         const r = eventsV1.EventRecord.decode(m.value);
         events.push({ id: r.eventId, workspaceId: r.workspaceId, type: r.eventType, createdAt: r.createTime ?? new Date(Number(m.timestamp)), payload: Buffer.from(r.payload), offset: m.offset });
+        if (this.recentEvents.note(r.eventId)) mayBeMetAgain.add(m.offset);
         spans.set(
           r.eventId,
           tracer().startSpan(
@@ -275,7 +291,7 @@ export class DeliveryEngine {
     }
     const expiresAt = new Date(now + this.opts.retentionMs);
     const jobsByOffset = new Map<string, Job[]>();
-    const eventDocs: EventDoc[] = [];
+    const eventDocs: (EventDoc & { offset: string })[] = [];
     const ctxOf = (eventId: string): Context => trace.setSpan(ROOT_CONTEXT, spans.get(eventId)!);
     let fresh: Job[];
     let again: Job[];
@@ -302,7 +318,7 @@ export class DeliveryEngine {
             const parent = ctxOf(e.id);
             const traceparent = traceparentOf(parent);
             const { offset: _offset, ...event } = e;
-            eventDocs.push({ _id: e.id, workspaceId: e.workspaceId, eventType: e.type, payload: e.payload, createdAt: e.createdAt, expiresAt });
+            eventDocs.push({ _id: e.id, workspaceId: e.workspaceId, eventType: e.type, payload: e.payload, createdAt: e.createdAt, expiresAt, offset: e.offset });
             jobsByOffset.set(
               e.offset,
               subs.map((s) => this.job({ event, endpointId: s.endpointId, attemptsMade: 0, dueAt: now, verify: false, ...(traceparent ? { traceparent } : {}) }, { parent })),
@@ -311,10 +327,12 @@ export class DeliveryEngine {
         }),
       );
       // An event stored already means its record was met before (see the header).
-      const stored = await insertIntoBuckets(this.models.events, eventDocs, (d) => d.createdAt);
-      const all = [...jobsByOffset.values()].flat();
-      fresh = all.filter((j) => stored.has(j.task.event.id));
-      again = all.filter((j) => !stored.has(j.task.event.id));
+      const checked = eventDocs.filter((d) => mayBeMetAgain.has(d.offset)).map(eventDoc);
+      const stored = await insertIntoBuckets(this.models.events, checked, (d) => d.createdAt);
+      const byOffset = [...jobsByOffset.entries()];
+      const maybeMet = byOffset.flatMap(([offset, jobs]) => (mayBeMetAgain.has(offset) ? jobs : []));
+      fresh = [...byOffset.flatMap(([offset, jobs]) => (mayBeMetAgain.has(offset) ? [] : jobs)), ...maybeMet.filter((j) => stored.has(j.task.event.id))];
+      again = maybeMet.filter((j) => !stored.has(j.task.event.id));
     } catch (err) {
       for (const span of spans.values()) {
         span.recordException(err as Error);
@@ -324,7 +342,9 @@ export class DeliveryEngine {
     } finally {
       for (const span of spans.values()) span.end();
     }
-    this.register(this.eventOffsets, topic, partition, records, jobsByOffset);
+    const unstored = eventDocs.filter((d) => !mayBeMetAgain.has(d.offset));
+    const releases = this.register(this.eventOffsets, topic, partition, records, jobsByOffset, new Set(unstored.map((d) => d.offset)));
+    if (unstored.length > 0) void this.track(this.store(unstored.map(eventDoc), () => releases.forEach((release) => release())));
     if (again.length > 0) {
       this.log.info({ deliveries: again.length, partition }, 'records met again: deliveries wait in the grace tier, then are attempted only if not delivered meanwhile');
       const due = Date.now() + this.redeliveryGraceMs;
@@ -406,10 +426,19 @@ export class DeliveryEngine {
     };
   }
 
-  /** Registers records and holds each until its tasks settle, in one synchronous step (no commit can pass a record before its tasks count). */
-  private register(offsets: OffsetTracker, topic: string, partition: number, records: KafkaMessage[], jobsByOffset: Map<string, Job[]>): void {
+  /**
+   * Registers records and holds each until its tasks settle, in one synchronous step (no commit can
+   * pass a record before its tasks count). Records in `unstored` are held once more, until the
+   * returned release of each is called (once their event is stored).
+   */
+  private register(offsets: OffsetTracker, topic: string, partition: number, records: KafkaMessage[], jobsByOffset: Map<string, Job[]>, unstored = new Set<string>()): (() => void)[] {
+    const releases: (() => void)[] = [];
     for (const m of records) {
       const ticket = offsets.register(topic, partition, m.offset);
+      if (unstored.has(m.offset)) {
+        ticket.hold();
+        releases.push(() => ticket.release());
+      }
       for (const j of jobsByOffset.get(m.offset) ?? []) {
         ticket.hold();
         let settled = false;
@@ -420,6 +449,7 @@ export class DeliveryEngine {
         };
       }
     }
+    return releases;
   }
 
   /**
@@ -484,6 +514,29 @@ export class DeliveryEngine {
       await this.defer(overflow);
     }
     if (heartbeatError !== undefined) throw heartbeatError;
+  }
+
+  /**
+   * Stores events whose deliveries are already under way, trying again while the database refuses,
+   * then calls `stored`. Past the stop deadline it gives up: their records stay uncommitted and are
+   * read again (as records met again) by the partition's next owner.
+   */
+  private async store(docs: EventDoc[], stored: () => void): Promise<void> {
+    for (let i = 0; ; i++) {
+      try {
+        await insertIntoBuckets(this.models.events, docs, (d) => d.createdAt);
+        stored();
+        return;
+      } catch (err) {
+        this.opts.onDependencyError?.(err);
+        if (this.abandoned) {
+          this.log.warn({ err, count: docs.length }, 'events not stored before the stop deadline; their records will be read again');
+          return;
+        }
+        this.log.warn({ err, count: docs.length }, 'events not stored yet; trying again');
+        await sleep(RECORD_RETRY_MS[Math.min(i, RECORD_RETRY_MS.length - 1)]!);
+      }
+    }
   }
 
   /**
@@ -607,3 +660,18 @@ export class DeliveryEngine {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const eventDoc = ({ offset: _offset, ...doc }: EventDoc & { offset: string }): EventDoc => doc;
+
+/** The last `max` ids noted, oldest forgotten first. */
+class RecentIds {
+  private readonly ids = new Set<string>();
+  constructor(private readonly max: number) {}
+
+  /** Notes `id`; true when it was noted already. */
+  note(id: string): boolean {
+    if (this.ids.has(id)) return true;
+    this.ids.add(id);
+    if (this.ids.size > this.max) this.ids.delete(this.ids.values().next().value!);
+    return false;
+  }
+}

@@ -173,7 +173,7 @@ export class DeliveryPipeline {
   private async attemptIn(task: Task, attempted?: () => void): Promise<Attempted> {
     const deliveryId = deliveryIdOf(task);
     const { event } = task;
-    if (task.verify && (await (await this.d.models.delivered.at(event.createdAt)).exists({ _id: deliveryId }))) {
+    if (task.verify && (await this.d.models.delivered.of(event.createdAt).exists({ _id: deliveryId }))) {
       attempted?.();
       return { task, decision: { kind: 'skipped', reason: 'delivered already' }, outcome: {}, done: {} };
     }

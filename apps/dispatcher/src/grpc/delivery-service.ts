@@ -93,7 +93,7 @@ const eventData = (e: EventDoc) => ({ id: e._id, workspaceId: e.workspaceId, typ
  */
 async function attemptsMade(models: DispatcherModels, event: EventDoc, endpointId: string): Promise<number | undefined> {
   const id = `${event._id}|${endpointId}`;
-  const [attempts, delivered, failed] = await Promise.all([models.attempts.at(event.createdAt), models.delivered.at(event.createdAt), models.failed.at(event.createdAt)]);
+  const [attempts, delivered, failed] = [models.attempts.of(event.createdAt), models.delivered.of(event.createdAt), models.failed.of(event.createdAt)];
   const [latest, done, ended] = await Promise.all([
     attempts.findOne({ deliveryId: id, kind: 'live' }, { attemptNumber: 1 }).sort({ attemptNumber: -1 }).lean<Pick<AttemptDoc, 'attemptNumber'>>(),
     delivered.findOne({ _id: id }, { attemptCount: 1 }).lean<{ attemptCount: number }>(),
@@ -129,7 +129,7 @@ export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliver
         startedAt,
         deps.retentionMs,
       );
-      await (await models.attempts.at(startedAt)).create(doc);
+      await (await models.attempts.forWrite(startedAt))!.create(doc);
       return { attempt: toAttempt(doc) };
     },
 
@@ -194,7 +194,7 @@ export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliver
           // Lookups by unique key or by _id in the delivery's own bucket, never `$in` (FerretDB
           // scans once per id for that).
           Promise.all(fresh.map(({ doc: a, bucket }) => (after ? bucket.model.exists({ deliveryId: a.deliveryId, attemptNumber: a.attemptNumber + 1 }) : null))),
-          Promise.all(fresh.map(async ({ doc: a }) => (a.outcome === 'failed' && a.nextAttemptAt ? (await models.failed.at(a.eventCreatedAt)).exists({ _id: `${a.deliveryId}|${a.attemptNumber}` }) : null))),
+          Promise.all(fresh.map(({ doc: a }) => (a.outcome === 'failed' && a.nextAttemptAt ? models.failed.of(a.eventCreatedAt).exists({ _id: `${a.deliveryId}|${a.attemptNumber}` }) : null))),
         ]);
         for (let i = 0; i < fresh.length; i++) {
           scanned++;
@@ -256,10 +256,10 @@ export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliver
       for (const f of ended) if ((latest.get(f.deliveryId)?.attemptCount ?? -1) < f.attemptCount) latest.set(f.deliveryId, f);
       const candidates = [...latest.values()];
       // Lookups by _id in the event's bucket: FerretDB answers those from its primary key (it scans for `$in`).
-      const delivered = await Promise.all(candidates.map(async (f) => (await models.delivered.at(f.eventCreatedAt)).exists({ _id: f.deliveryId })));
+      const delivered = await Promise.all(candidates.map((f) => models.delivered.of(f.eventCreatedAt).exists({ _id: f.deliveryId })));
       const todo = candidates.filter((_, i) => !delivered[i]);
       const firstOf = new Map(todo.map((f) => [f.eventId, f]));
-      const events = await Promise.all([...firstOf.values()].map(async (f) => (await models.events.at(f.eventCreatedAt)).findById(f.eventId).lean<EventDoc>()));
+      const events = await Promise.all([...firstOf.values()].map((f) => models.events.of(f.eventCreatedAt).findById(f.eventId).lean<EventDoc>()));
       const byId = new Map(events.filter((e): e is EventDoc => e !== null).map((e) => [e._id, e]));
       const now = Date.now();
       const tasks: Task[] = todo.flatMap((f) => {

@@ -6,7 +6,9 @@
 // document of one event and of one delivery shares a bucket, so unique ids and the
 // attempt-number index work within it. A bucket is dropped whole once its newest possible event
 // is past retention (store/retention.ts). Readers that know the event's time go straight to its
-// bucket; the others ask every bucket and merge.
+// bucket; the others ask every bucket and merge. Nothing is written to a bucket past retention
+// (it would come back as a collection without its indexes once dropped), and a bucket is dropped a
+// margin later than that, so replicas with slightly different clocks never write to a dropped one.
 import type { Connection, Model, Schema } from 'mongoose';
 
 export interface Bucket<T> {
@@ -22,6 +24,9 @@ type Sort = Record<string, 1 | -1>;
 
 const NAMESPACE_NOT_FOUND = 26;
 
+/** How long after the last write it may take a bucket is dropped (clock differences between replicas). */
+export const dropMarginFor = (sizeMs: number): number => Math.max(sizeMs, 5_000);
+
 /** Bucket size for a retention: an eighth of it (documents outlive retention by at most that), from 1 s to 1 day. */
 export const bucketSizeFor = (retentionMs: number): number => Math.min(Math.max(Math.round(retentionMs / 8 / 1000) * 1000, 1_000), 24 * 3600 * 1000);
 
@@ -35,14 +40,29 @@ export class Bucketed<T> {
     readonly name: string,
     private readonly schema: Schema<T>,
     readonly sizeMs: number,
+    private readonly retentionMs: number,
+    private readonly now: () => number = Date.now,
   ) {
     this.pattern = new RegExp(`^${name}_b(\\d+)_(\\d+)$`);
   }
 
-  /** The bucket for documents of events created at `at`, with its indexes (created once per process). */
-  async at(at: Date | number): Promise<Model<T>> {
+  private nameOf(at: Date | number): { name: string; end: number } {
     const start = Math.floor(Number(at) / this.sizeMs) * this.sizeMs;
-    const name = `${this.name}_b${start}_${this.sizeMs}`;
+    return { name: `${this.name}_b${start}_${this.sizeMs}`, end: start + this.sizeMs };
+  }
+
+  /** The bucket of events created at `at`, to read (it may not exist: reads then find nothing). */
+  of(at: Date | number): Model<T> {
+    return this.model(this.nameOf(at).name);
+  }
+
+  /**
+   * The bucket of events created at `at`, to write, with its indexes (created once per process);
+   * undefined when the bucket is past retention (its documents would be dropped anyway).
+   */
+  async forWrite(at: Date | number): Promise<Model<T> | undefined> {
+    const { name, end } = this.nameOf(at);
+    if (end + this.retentionMs <= this.now()) return undefined;
     const model = this.model(name);
     let ready = this.ready.get(name);
     if (!ready) {
@@ -113,11 +133,11 @@ export class Bucketed<T> {
       .slice(0, opts.limit ?? Infinity);
   }
 
-  /** Drops every bucket whose events are all older than `retentionMs` at `now`; returns their names. */
-  async dropExpired(retentionMs: number, now: number): Promise<string[]> {
+  /** Drops every bucket whose events are all past retention (plus the drop margin) at `now`; returns their names. */
+  async dropExpired(now = this.now()): Promise<string[]> {
     const dropped: string[] = [];
     for (const b of await this.all()) {
-      if (b.end + retentionMs > now) continue;
+      if (b.end + this.retentionMs + dropMarginFor(b.end - b.start) > now) continue;
       try {
         await this.db.db!.dropCollection(b.name);
       } catch (err) {

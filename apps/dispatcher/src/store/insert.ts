@@ -20,13 +20,19 @@ export async function insertIgnoringDuplicates<T extends { _id: string }>(model:
 
 type InsertTarget<T> = { insertMany(docs: T[], opts: object): Promise<unknown> };
 
-/** insertIgnoringDuplicates into time buckets: each document to the bucket of `timeOf(doc)`, one insertMany per bucket. */
-export async function insertIntoBuckets<T extends { _id: string }>(buckets: { at(t: Date): Promise<InsertTarget<T>> }, docs: T[], timeOf: (doc: T) => Date): Promise<Set<string>> {
+/**
+ * insertIgnoringDuplicates into time buckets: each document to the bucket of `timeOf(doc)`, one
+ * insertMany per bucket. A document whose bucket is past retention is not written (and counts as
+ * inserted: nothing of its event is kept to compare with).
+ */
+export async function insertIntoBuckets<T extends { _id: string }>(buckets: { forWrite(t: Date): Promise<InsertTarget<T> | undefined> }, docs: T[], timeOf: (doc: T) => Date): Promise<Set<string>> {
   const byBucket = new Map<InsertTarget<T>, T[]>();
+  const expired: string[] = [];
   for (const d of docs) {
-    const model = await buckets.at(timeOf(d));
-    byBucket.set(model, [...(byBucket.get(model) ?? []), d]);
+    const model = await buckets.forWrite(timeOf(d));
+    if (model) byBucket.set(model, [...(byBucket.get(model) ?? []), d]);
+    else expired.push(d._id);
   }
   const inserted = await Promise.all([...byBucket].map(([model, group]) => insertIgnoringDuplicates(model, group)));
-  return new Set(inserted.flatMap((ids) => [...ids]));
+  return new Set([...expired, ...inserted.flatMap((ids) => [...ids])]);
 }

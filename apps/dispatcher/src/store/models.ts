@@ -100,7 +100,7 @@ export interface DispatcherModels {
 
 const opts = (collection: string) => ({ collection, versionKey: false as const, autoIndex: false, minimize: false });
 
-export function dispatcherModels(db: Connection, retentionMs: number): DispatcherModels {
+export function dispatcherModels(db: Connection, retentionMs: number, now: () => number = Date.now): DispatcherModels {
   const size = bucketSizeFor(retentionMs);
   const events = new Schema<EventDoc>(
     { _id: String, workspaceId: String, eventType: String, payload: Buffer, createdAt: Date, expiresAt: Date },
@@ -159,10 +159,10 @@ export function dispatcherModels(db: Connection, retentionMs: number): Dispatche
   );
 
   return {
-    events: new Bucketed(db, 'events', events, size),
-    delivered: new Bucketed(db, 'delivered', delivered, size),
-    failed: new Bucketed(db, 'failed', failed, size),
-    attempts: new Bucketed(db, 'attempts', attempts, size),
+    events: new Bucketed(db, 'events', events, size, retentionMs, now),
+    delivered: new Bucketed(db, 'delivered', delivered, size, retentionMs, now),
+    failed: new Bucketed(db, 'failed', failed, size, retentionMs, now),
+    attempts: new Bucketed(db, 'attempts', attempts, size, retentionMs, now),
     health: db.model<EndpointHealthDoc>('EndpointHealth', health),
   };
 }

@@ -25,9 +25,9 @@ function fakeModels(opts: { fail?: boolean; taken?: Set<string>; stored?: Set<st
     failed: { insertMany: op('failed.insertMany') },
   };
   const models = {
-    attempts: { at: async () => bucket.attempts },
-    delivered: { at: async () => bucket.delivered },
-    failed: { at: async () => bucket.failed },
+    attempts: { forWrite: async () => bucket.attempts, of: () => bucket.attempts },
+    delivered: { forWrite: async () => bucket.delivered },
+    failed: { forWrite: async () => bucket.failed },
     health: { updateOne: op('health.updateOne') },
   } as unknown as DispatcherModels;
   return { models, calls, bucket };

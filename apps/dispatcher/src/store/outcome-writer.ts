@@ -93,7 +93,7 @@ export class OutcomeWriter {
     // again (same _id), or another chain's attempt with the same number (another _id). Rare: a
     // lookup by _id each tells them apart.
     for (const a of attempts) {
-      if (!inserted.has(a._id) && (await (await this.models.attempts.at(a.eventCreatedAt)).exists({ _id: a._id }))) inserted.add(a._id);
+      if (!inserted.has(a._id) && (await this.models.attempts.of(a.eventCreatedAt).exists({ _id: a._id }))) inserted.add(a._id);
     }
     await insertIntoBuckets(
       this.models.delivered,

@@ -4,12 +4,11 @@
 // MongoDB, so removing a day of documents never scans a collection or holds up the write path
 // (the delete-based sweeper it replaces scanned each collection per step on FerretDB and, in the
 // soak, timed out and stalled every write behind it). Documents live at most one bucket
-// (an eighth of the retention) past it. No TTL index is needed anywhere.
+// (an eighth of the retention) and a drop margin past it. No TTL index is needed anywhere.
 import type { Logger } from '@hookline/service-kit';
 import type { Bucketed } from './buckets';
 
 export interface RetentionOptions {
-  retentionMs: number;
   /** How often expired buckets are looked for. */
   intervalMs: number;
   now?: () => number;
@@ -60,7 +59,7 @@ export class Retention {
     for (const c of this.collections) {
       if (this.stopped) break;
       try {
-        dropped.push(...(await c.dropExpired(this.opts.retentionMs, this.now())));
+        dropped.push(...(await c.dropExpired(this.now())));
       } catch (err) {
         this.log.warn({ err, collection: c.name }, 'dropping expired buckets failed; trying again next interval');
       }
