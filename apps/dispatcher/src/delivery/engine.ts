@@ -522,18 +522,26 @@ export class DeliveryEngine {
    * read again (as records met again) by the partition's next owner.
    */
   private async store(docs: EventDoc[], stored: () => void): Promise<void> {
+    const done = await this.untilDone(() => insertIntoBuckets(this.models.events, docs, (d) => d.createdAt), { count: docs.length }, 'events not stored');
+    if (done) stored();
+  }
+
+  /**
+   * Runs `write` until it succeeds (true), backing off while a dependency refuses; past the stop
+   * deadline gives up (false) and the records concerned stay uncommitted.
+   */
+  private async untilDone(write: () => Promise<unknown>, context: object, what: string): Promise<boolean> {
     for (let i = 0; ; i++) {
       try {
-        await insertIntoBuckets(this.models.events, docs, (d) => d.createdAt);
-        stored();
-        return;
+        await write();
+        return true;
       } catch (err) {
         this.opts.onDependencyError?.(err);
         if (this.abandoned) {
-          this.log.warn({ err, count: docs.length }, 'events not stored before the stop deadline; their records will be read again');
-          return;
+          this.log.warn({ err, ...context }, `${what} before the stop deadline; their records will be read again`);
+          return false;
         }
-        this.log.warn({ err, count: docs.length }, 'events not stored yet; trying again');
+        this.log.warn({ err, ...context }, `${what} yet; trying again`);
         await sleep(RECORD_RETRY_MS[Math.min(i, RECORD_RETRY_MS.length - 1)]!);
       }
     }
@@ -546,21 +554,7 @@ export class DeliveryEngine {
    */
   private async defer(jobs: Job[]): Promise<void> {
     if (jobs.length === 0) return;
-    for (let i = 0; ; i++) {
-      try {
-        await this.waiting.wait(jobs.map((j) => j.task));
-        for (const j of jobs) j.settle();
-        return;
-      } catch (err) {
-        this.opts.onDependencyError?.(err);
-        if (this.abandoned) {
-          this.log.warn({ err, count: jobs.length }, 'could not hand deliveries to the retry tiers before the stop deadline; their records will be read again');
-          return;
-        }
-        this.log.warn({ err, count: jobs.length }, 'could not hand deliveries to the retry tiers; trying again');
-        await sleep(RECORD_RETRY_MS[Math.min(i, RECORD_RETRY_MS.length - 1)]!);
-      }
-    }
+    if (await this.untilDone(() => this.waiting.wait(jobs.map((j) => j.task)), { count: jobs.length }, 'deliveries not handed to the retry tiers')) for (const j of jobs) j.settle();
   }
 
   /** Tasks that waited in memory longer than spillAfterMs without starting: out to the `now` tier, due at once. */
@@ -600,21 +594,7 @@ export class DeliveryEngine {
       }
       const d = attempted.decision.kind;
       if (d === 'succeeded' || (attempted.outcome.attempt && (d === 'retry' || d === 'failed'))) this.breakers.record(job.endpointKey, d === 'succeeded', Date.now());
-      for (let i = 0; ; i++) {
-        try {
-          await this.pipeline.record(attempted);
-          job.settle();
-          return;
-        } catch (err) {
-          this.opts.onDependencyError?.(err);
-          if (this.abandoned) {
-            this.log.warn({ err, deliveryId: job.deliveryId }, 'outcome not recorded before the stop deadline; its record will be read again');
-            return;
-          }
-          this.log.warn({ err, deliveryId: job.deliveryId }, 'outcome not recorded yet; trying again');
-          await sleep(RECORD_RETRY_MS[Math.min(i, RECORD_RETRY_MS.length - 1)]!);
-        }
-      }
+      if (await this.untilDone(() => this.pipeline.record(attempted), { deliveryId: job.deliveryId }, 'outcome not recorded')) job.settle();
     } finally {
       slotFree();
       this.release(job);
