@@ -6,7 +6,6 @@ import { Kafka, logLevel, type Admin, type Producer } from 'kafkajs';
 import { eventsV1 } from '@hookline/proto';
 import { eventually, infraFromEnv, rpc, uniquePrefix } from '@hookline/testing';
 import { createEndpoint, EVENT_TYPE, outcomeOf, publish, startPlatform, type Platform } from './harness';
-import { encodeTask } from '../src/retry/tasks';
 
 jest.setTimeout(60_000);
 
@@ -130,25 +129,6 @@ describe('dispatcher offsets and the happy path', () => {
     await eventually(async () => ((await outcomeOf(p, `${eventId}|${ep.id}`))?.state === 'succeeded' ? true : undefined), 10_000, 'succeeded');
     await new Promise((r) => setTimeout(r, 500));
     expect(p.receiver.on('/lost')).toHaveLength(1);
-  });
-
-  it('a tier record due before this replica got its partition is checked against `delivered` (its old owner may have sent it); one due after is attempted', async () => {
-    const ws = workspace();
-    const ep = await createEndpoint(p, ws, p.receiver.url('/takeover'));
-    const eventId = await publish(p, ws, { order_id: 'o-takeover' });
-    const id = `${eventId}|${ep.id}`;
-    await eventually(() => p.models.delivered.findOne({ _id: id }).then((d) => d ?? undefined), 15_000, 'the first delivery');
-    const event = { id: eventId, workspaceId: ws, type: EVENT_TYPE, createdAt: new Date(), payload: Buffer.from('{"order_id":"o-takeover"}') };
-    const now = `${p.env.KAFKA_TOPIC_RETRY_PREFIX}.now.v1`;
-    // As if a replica killed after sending it had left this record uncommitted: due an hour ago,
-    // before the dispatcher of this suite joined the group. Verified, found delivered, dropped.
-    await producer.send({ topic: now, messages: [encodeTask({ event, endpointId: ep.id, attemptsMade: 1, dueAt: Date.now() - 3_600_000, verify: false })] });
-    await eventually(async () => ((await tierCommitted()) ? true : undefined), 20_000, 'the record met again to be committed');
-    expect(p.receiver.on('/takeover')).toHaveLength(1);
-    // Due after the takeover: nobody else could have taken it, so it is attempted as it is (a manual retry, say).
-    await producer.send({ topic: now, messages: [encodeTask({ event, endpointId: ep.id, attemptsMade: 1, dueAt: Date.now(), verify: false })] });
-    await eventually(() => (p.receiver.on('/takeover').length === 2 ? true : undefined), 15_000, 'the second attempt');
-    expect(await eventually(() => p.models.attempts.findOne({ deliveryId: id, attemptNumber: 2 }).then((d) => d ?? undefined), 10_000, 'attempt 2 recorded')).toMatchObject({ outcome: 'succeeded' });
   });
 
   it('RetryDelivery sends a first-attempt success again, as attempt 2', async () => {
