@@ -398,6 +398,13 @@ export class DeliveryEngine {
   }
 
   private hold(j: Job): void {
+    // Never replace a held job: its release would no longer find it and heldFromTiers would leak
+    // until tier intake stopped for good (the full backlog scenario wedged so after a SIGKILL).
+    // enqueue checks right before queueing; this is the last guard.
+    if (this.held.has(j.key)) {
+      this.log.error({ key: j.key }, 'the same attempt queued twice; not held again');
+      return;
+    }
     this.held.set(j.key, j);
     if (j.fromTier) this.heldFromTiers++;
   }
@@ -472,10 +479,18 @@ export class DeliveryEngine {
         continue;
       }
       let queued = !this.stopped && this.queue.push(j);
+      let duplicate = false;
       while (!queued && !this.stopped) {
         const left = waitUntil - Date.now();
         if (left <= 0 || !(await this.queue.waitForEndpointRoom(j.endpointKey, left))) break;
+        // Another intake (another partition) may have queued the same attempt while this one
+        // waited: check again, with no await between the check, the push and the hold.
+        if ((duplicate = this.held.has(j.key))) break;
         queued = this.queue.push(j);
+      }
+      if (duplicate) {
+        j.settle();
+        continue;
       }
       if (!queued) {
         overflow.push(j);
