@@ -1,6 +1,7 @@
 import { generateSecret, verifySignature256, verifyStandard } from '@hookline/signing';
 import type { HttpResult } from './http-attempt';
-import { classify, decide, prepare, USER_AGENT, type EventData } from './pipeline';
+import { classify, decide, DeliveryPipeline, prepare, USER_AGENT, type EventData } from './pipeline';
+import type { AttemptDoc } from '../store/models';
 import { ScheduleRetryPolicy } from './retry-policy';
 
 const NOW = Date.parse('2025-03-01T12:00:00Z');
@@ -115,5 +116,33 @@ describe('decide', () => {
   it('429/503 with Retry-After schedule the next attempt at the hint, not the schedule', () => {
     expect(decide(classify(response(429, { 'retry-after': '120' }), NOW), 1, policy, NOW)).toMatchObject({ kind: 'retry', at: new Date(NOW + 120_000) });
     expect(decide(classify(response(503, { 'retry-after': '86400' }), NOW), 1, policy, NOW)).toMatchObject({ kind: 'retry', at: new Date(NOW + 6 * 3_600_000) });
+  });
+});
+
+describe('DeliveryPipeline.record when another chain recorded the same attempt first', () => {
+  const task = { event, endpointId: 'ep_1', attemptsMade: 0, dueAt: NOW, verify: false };
+  const attempt = { _id: 'att_x', deliveryId: `${event.id}|ep_1`, attemptNumber: 1, eventCreatedAt: event.createdAt } as AttemptDoc;
+  /** record() of a retry decision whose attempt insert lost to `theirs` (null: not found). */
+  async function scheduled(theirs: Partial<AttemptDoc> | null): Promise<number> {
+    const produced: unknown[] = [];
+    const pipeline = new DeliveryPipeline({
+      models: { attempts: { of: () => ({ findOne: () => ({ lean: async () => theirs }) }) } } as never,
+      writer: { record: async () => ({ attemptNew: false }) } as never,
+      waiting: { wait: async (tasks: unknown[]) => void produced.push(...tasks) },
+      streaksTrustMs: 0,
+    } as never);
+    (pipeline as unknown as { recordFailureStreak: () => Promise<void> }).recordFailureStreak = async () => undefined;
+    await pipeline.record({ task, decision: { kind: 'retry', at: new Date(NOW + 1_000), reason: '500' }, outcome: { attempt }, next: { ...task, attemptsMade: 1 }, done: {} });
+    return produced.length;
+  }
+
+  it('goes on when that attempt planned a retry: the replica that made it may have died before producing it', async () => {
+    expect(await scheduled({ outcome: 'failed', nextAttemptAt: new Date(NOW + 1_000) })).toBe(1);
+    expect(await scheduled(null)).toBe(1);
+  });
+
+  it('stops when that attempt ended the delivery', async () => {
+    expect(await scheduled({ outcome: 'succeeded', nextAttemptAt: null })).toBe(0);
+    expect(await scheduled({ outcome: 'failed', nextAttemptAt: null })).toBe(0);
   });
 });

@@ -97,7 +97,7 @@ export function attemptDoc(
 }
 
 export interface PipelineDeps {
-  models: Pick<DispatcherModels, 'delivered' | 'health'>;
+  models: Pick<DispatcherModels, 'attempts' | 'delivered' | 'health'>;
   http: HttpAttempter;
   subscribers: SubscriberSource;
   policy: RetryPolicy;
@@ -223,6 +223,13 @@ export class DeliveryPipeline {
     return { task, decision, outcome, ...(next ? { next } : {}), done: {} };
   }
 
+  /** Whether the attempt recorded first with this delivery and attempt number planned a retry (or cannot be found). */
+  private async otherChainPlannedRetry(a: Attempted): Promise<boolean> {
+    const mine = a.outcome.attempt!;
+    const theirs = await this.d.models.attempts.of(mine.eventCreatedAt).findOne({ deliveryId: mine.deliveryId, attemptNumber: mine.attemptNumber }, { outcome: 1, nextAttemptAt: 1 }).lean<Pick<AttemptDoc, 'outcome' | 'nextAttemptAt'>>();
+    return !theirs || (theirs.outcome === 'failed' && theirs.nextAttemptAt !== null);
+  }
+
   private failedDoc(task: Task, reason: string, attemptCount: number, nowMs: number) {
     const deliveryId = deliveryIdOf(task);
     const { event } = task;
@@ -238,8 +245,12 @@ export class DeliveryPipeline {
   async record(a: Attempted): Promise<void> {
     if (a.decision.kind === 'skipped') return;
     a.done.recorded ??= await this.d.writer.record(a.outcome);
-    // Another chain of this delivery recorded this attempt number first: that chain goes on alone.
-    if (a.next && a.done.recorded.attemptNew && !a.done.scheduled) {
+    // Another chain of this delivery recorded this attempt number first (a record read again after
+    // a crash or a rebalance). It goes on alone when its attempt ended the delivery. When its
+    // attempt planned a retry, that retry may never have been produced (the replica died between
+    // recording and producing it: the soak lost 5 deliveries so), so this chain goes on too; at
+    // worst the next attempts are made twice.
+    if (a.next && !a.done.scheduled && (a.done.recorded.attemptNew || (await this.otherChainPlannedRetry(a)))) {
       await this.d.waiting.wait([a.next]);
       a.done.scheduled = true;
     }
