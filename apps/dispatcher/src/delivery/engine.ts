@@ -28,6 +28,7 @@ import { extractKafkaContext, linkFromTraceparent, traceparentOf, tracer } from 
 import type { KafkaMessage } from 'kafkajs';
 import type { DispatcherModels, EventDoc } from '../store/models';
 import { insertIntoBuckets } from '../store/insert';
+import { deliveredAmong } from '../store/delivered-among';
 import type { SubscriberSource } from '../subscribers/subscriber-cache';
 import { decodeTask, deliveryIdOf, dueOf, type EventData, type Task, type Waiting } from '../retry/tasks';
 import type { RetryTiers } from '../retry/retry-tiers';
@@ -172,7 +173,7 @@ export class DeliveryEngine {
   readonly breakers: Breakers;
 
   constructor(
-    private readonly models: Pick<DispatcherModels, 'events'>,
+    private readonly models: Pick<DispatcherModels, 'events' | 'delivered'>,
     private readonly subscribers: SubscriberSource,
     private readonly pipeline: DeliveryPipeline,
     private readonly waiting: Waiting,
@@ -387,14 +388,39 @@ export class DeliveryEngine {
       jobsByOffset.set(m.offset, [job]);
       if (due > now) hops.push(job);
     }
+    const hopping = new Set(hops);
+    const due = [...jobsByOffset.values()].flat().filter((j) => !hopping.has(j));
+    const delivered = await this.deliveredAmong(due.filter((j) => j.task.verify));
     this.register(this.taskOffsets, topic, partition, fresh, jobsByOffset);
     if (hops.length > 0) await this.defer(hops);
-    const hopping = new Set(hops);
+    if (delivered.size > 0) this.log.debug({ deliveries: delivered.size, topic, partition }, 'tasks to verify delivered already: dropped');
+    for (const j of due) if (delivered.has(j.deliveryId)) j.settle();
     await this.enqueue(
-      [...jobsByOffset.values()].flat().filter((j) => !hopping.has(j)),
+      due.filter((j) => !delivered.has(j.deliveryId)),
       heartbeat,
     );
     return resumeAt === undefined ? { taken } : { taken, resumeAt };
+  }
+
+  /**
+   * Of these tasks marked `verify`, the deliveries that succeeded already; the others lose the mark
+   * (checked now, their attempt need not look again). One query per time bucket for the whole
+   * chunk (store/delivered-among.ts): the soak's ~3,000 checks after a SIGKILL, one lookup per
+   * attempt inside its slot, held the attempt slots for over a minute. When the database does not
+   * answer, the tasks keep their mark and each attempt checks for itself.
+   */
+  private async deliveredAmong(jobs: Job[]): Promise<Set<string>> {
+    if (jobs.length === 0) return new Set();
+    let found: Set<string>;
+    try {
+      found = await deliveredAmong(this.models.delivered, jobs.map((j) => ({ deliveryId: j.deliveryId, eventCreatedAt: j.task.event.createdAt })));
+    } catch (err) {
+      this.opts.onDependencyError?.(err);
+      this.log.warn({ err, count: jobs.length }, 'could not check which tasks were delivered already; each attempt checks for itself');
+      return new Set();
+    }
+    for (const j of jobs) j.task = { ...j.task, verify: false };
+    return found;
   }
 
   private hold(j: Job): void {

@@ -30,8 +30,9 @@ export async function insertIntoBuckets<T extends { _id: string }>(buckets: { fo
   const expired: string[] = [];
   for (const d of docs) {
     const model = await buckets.forWrite(timeOf(d));
-    if (model) byBucket.set(model, [...(byBucket.get(model) ?? []), d]);
-    else expired.push(d._id);
+    if (!model) expired.push(d._id);
+    else if (byBucket.has(model)) byBucket.get(model)!.push(d);
+    else byBucket.set(model, [d]);
   }
   const inserted = await Promise.all([...byBucket].map(([model, group]) => insertIgnoringDuplicates(model, group)));
   return new Set([...expired, ...inserted.flatMap((ids) => [...ids])]);
