@@ -360,12 +360,13 @@ export class DeliveryEngine {
     const hops: Job[] = [];
     const jobsByOffset = new Map<string, Job[]>();
     const fresh: KafkaMessage[] = [];
-    // A record the replica that had the partition took and attempted but had not committed yet
-    // (killed, or still finishing after a rebalance) is attempted again here: duplicates, bounded
-    // by the attempt-number index. Verifying each against `delivered` was tried and measured: a
-    // lookup by _id costs ~8 ms of FerretDB CPU at 20,000 documents (it scans), and verifying the
-    // ~15,000 records re-read after a SIGKILL in a backlog's drain took the drain from ~280/s to
-    // ~5/s (fault suite, finding 10).
+    // A record due before this replica got the partition may have been taken and attempted by the
+    // replica that had it (killed, or still finishing after a rebalance) without being committed:
+    // it is marked `verify`, and the chunk's marked tasks are checked against `delivered` together
+    // (deliveredAmong). One lookup per task was tried first and measured: each scans on FerretDB,
+    // and the ~15,000 records re-read after a SIGKILL in a backlog's drain took the drain from
+    // ~280/s to ~5/s (fault suite, finding 10).
+    const takenOverAt = this.taskOffsets.assignedAt(topic, partition) ?? Infinity;
     for (const m of messages) {
       const due = dueOf(m);
       if (due > now && tier && !this.tiers.hopsFrom(tier, due - now)) {
@@ -384,6 +385,7 @@ export class DeliveryEngine {
         this.log.error({ err, topic, offset: m.offset }, 'undecodable record on a retry tier skipped');
         continue;
       }
+      if (!task.verify && due < takenOverAt + CLOCK_SKEW_MS) task = { ...task, verify: true };
       const job = this.job(task, { links: linkFromTraceparent(task.traceparent) }, tier?.delayMs);
       jobsByOffset.set(m.offset, [job]);
       if (due > now) hops.push(job);
@@ -394,24 +396,24 @@ export class DeliveryEngine {
     this.register(this.taskOffsets, topic, partition, fresh, jobsByOffset);
     if (hops.length > 0) await this.defer(hops);
     if (delivered.size > 0) this.log.debug({ deliveries: delivered.size, topic, partition }, 'tasks to verify delivered already: dropped');
-    for (const j of due) if (delivered.has(j.deliveryId)) j.settle();
+    for (const j of delivered) j.settle();
     await this.enqueue(
-      due.filter((j) => !delivered.has(j.deliveryId)),
+      due.filter((j) => !delivered.has(j)),
       heartbeat,
     );
     return resumeAt === undefined ? { taken } : { taken, resumeAt };
   }
 
   /**
-   * Of these tasks marked `verify`, the deliveries that succeeded already; the others lose the mark
+   * Of these tasks marked `verify`, those whose delivery succeeded after their attempts; the others lose the mark
    * (checked now, their attempt need not look again). One query per time bucket for the whole
    * chunk (store/delivered-among.ts): the soak's ~3,000 checks after a SIGKILL, one lookup per
    * attempt inside its slot, held the attempt slots for over a minute. When the database does not
    * answer, the tasks keep their mark and each attempt checks for itself.
    */
-  private async deliveredAmong(jobs: Job[]): Promise<Set<string>> {
+  private async deliveredAmong(jobs: Job[]): Promise<Set<Job>> {
     if (jobs.length === 0) return new Set();
-    let found: Set<string>;
+    let found: Map<string, number>;
     try {
       found = await deliveredAmong(this.models.delivered, jobs.map((j) => ({ deliveryId: j.deliveryId, eventCreatedAt: j.task.event.createdAt })));
     } catch (err) {
@@ -420,7 +422,9 @@ export class DeliveryEngine {
       return new Set();
     }
     for (const j of jobs) j.task = { ...j.task, verify: false };
-    return found;
+    // A success after this task's attempts: the task was attempted (and succeeded) meanwhile. A
+    // success not after them is what a RetryDelivery resends: it goes on.
+    return new Set(jobs.filter((j) => (found.get(j.deliveryId) ?? 0) > j.task.attemptsMade));
   }
 
   private hold(j: Job): void {

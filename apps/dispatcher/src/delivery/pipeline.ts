@@ -173,7 +173,10 @@ export class DeliveryPipeline {
   private async attemptIn(task: Task, attempted?: () => void): Promise<Attempted> {
     const deliveryId = deliveryIdOf(task);
     const { event } = task;
-    if (task.verify && (await this.d.models.delivered.of(event.createdAt).exists({ _id: deliveryId }))) {
+    // A success after this task's attempts means it was attempted meanwhile (a success not after
+    // them is what RetryDelivery sends again). Tier intake checks whole chunks; this is for tasks
+    // whose check there could not be made.
+    if (task.verify && ((await this.d.models.delivered.of(event.createdAt).findOne({ _id: deliveryId }, { attemptCount: 1 }).lean<{ attemptCount: number }>())?.attemptCount ?? 0) > task.attemptsMade) {
       attempted?.();
       return { task, decision: { kind: 'skipped', reason: 'delivered already' }, outcome: {}, done: {} };
     }

@@ -17,7 +17,7 @@ function fakeBuckets(stored: Record<number, string[]>, fail = false) {
             lean: async <R>() => {
               queries.push({ bucket: name, ids });
               if (fail) throw new Error('database down');
-              return (stored[start] ?? []).filter((id) => ids.includes(id)).map((_id) => ({ _id })) as R;
+              return (stored[start] ?? []).filter((id) => ids.includes(id)).map((_id) => ({ _id, attemptCount: Number(_id.slice(1, 2)) })) as R;
             },
           };
         },
@@ -28,7 +28,7 @@ function fakeBuckets(stored: Record<number, string[]>, fail = false) {
 }
 
 describe('deliveredAmong', () => {
-  it('asks each time bucket once for all of its deliveries and returns those delivered', async () => {
+  it('asks each time bucket once for all of its deliveries and returns those delivered, with their attempt counts', async () => {
     const { buckets, queries } = fakeBuckets({ 0: ['e1|a', 'e2|a'], [SIZE]: ['e9|b'] });
     const at = (ms: number) => new Date(ms);
     const found = await deliveredAmong(buckets, [
@@ -39,7 +39,7 @@ describe('deliveredAmong', () => {
       { deliveryId: 'e9|b', eventCreatedAt: at(SIZE + 5) },
       { deliveryId: 'e8|b', eventCreatedAt: at(SIZE + 6) },
     ]);
-    expect([...found].sort()).toEqual(['e1|a', 'e2|a', 'e9|b']);
+    expect([...found].sort()).toEqual([['e1|a', 1], ['e2|a', 2], ['e9|b', 9]]);
     expect(queries).toHaveLength(2);
     expect(queries.find((q) => q.bucket === `delivered_b0_${SIZE}`)!.ids.sort()).toEqual(['e1|a', 'e2|a', 'e3|a']);
     expect(queries.find((q) => q.bucket === `delivered_b${SIZE}_${SIZE}`)!.ids.sort()).toEqual(['e8|b', 'e9|b']);

@@ -9,8 +9,11 @@ export type DeliveredBuckets = {
   };
 };
 
-/** The ids (`${eventId}|${endpointId}`) among `deliveries` that have a `delivered` record. Throws when the database does not answer. */
-export async function deliveredAmong(buckets: DeliveredBuckets, deliveries: { deliveryId: string; eventCreatedAt: Date }[]): Promise<Set<string>> {
+/**
+ * Of `deliveries` (ids `${eventId}|${endpointId}`), those with a `delivered` record, each with the
+ * attempts it took. Throws when the database does not answer.
+ */
+export async function deliveredAmong(buckets: DeliveredBuckets, deliveries: { deliveryId: string; eventCreatedAt: Date }[]): Promise<Map<string, number>> {
   const byBucket = new Map<string, { bucket: ReturnType<DeliveredBuckets['of']>; ids: Set<string> }>();
   for (const d of deliveries) {
     const bucket = buckets.of(d.eventCreatedAt);
@@ -19,10 +22,10 @@ export async function deliveredAmong(buckets: DeliveredBuckets, deliveries: { de
     group.ids.add(d.deliveryId);
     byBucket.set(name, group);
   }
-  const found = new Set<string>();
+  const found = new Map<string, number>();
   await Promise.all(
     [...byBucket.values()].map(async ({ bucket, ids }) => {
-      for (const d of await bucket.find({ _id: { $in: [...ids] } }, { _id: 1 }).lean<{ _id: string }[]>()) found.add(d._id);
+      for (const d of await bucket.find({ _id: { $in: [...ids] } }, { _id: 1, attemptCount: 1 }).lean<{ _id: string; attemptCount: number }[]>()) found.set(d._id, d.attemptCount);
     }),
   );
   return found;
