@@ -132,17 +132,17 @@ describe('dispatcher offsets and the happy path', () => {
     expect(p.receiver.on('/lost')).toHaveLength(1);
   });
 
-  it('a tier record due before this replica got its partition is checked against `delivered`: one delivered since is dropped, a resend of a success goes on', async () => {
+  it('tier tasks marked verify are checked against `delivered`: one whose delivery succeeded since is dropped, a resend of a success goes on', async () => {
     const ws = workspace();
     const ep = await createEndpoint(p, ws, p.receiver.url('/taken'));
     const eventId = await publish(p, ws, { order_id: 'o-taken' });
     const first = await eventually(() => p.models.delivered.findOne({ _id: `${eventId}|${ep.id}` }).then((d) => d ?? undefined), 15_000, 'the first delivery');
     const event = { id: eventId, workspaceId: ws, type: EVENT_TYPE, createdAt: first.eventCreatedAt, payload: Buffer.from(JSON.stringify({ order_id: 'o-taken' })) };
-    // Due an hour ago: the replica that had the partition could have taken both. The first is the
-    // retry that became the success above (attempts made 0 < 1 it took); the second is what
-    // RetryDelivery produces after that success (attempts made 1: the success is not after it).
-    const anHourAgo = Date.now() - 3_600_000;
-    await producer.send({ topic: tiers()[0]!, messages: [encodeTask({ event, endpointId: ep.id, attemptsMade: 0, dueAt: anHourAgo, verify: false }), encodeTask({ event, endpointId: ep.id, attemptsMade: 1, dueAt: anHourAgo, verify: false })] });
+    // As a stopping replica hands back tasks it was running: the first is the attempt that became
+    // the success above (attempts made 0 < the 1 it took); the second is what RetryDelivery
+    // produced after that success (attempts made 1: the success is not after it), so it is sent.
+    const now = Date.now();
+    await producer.send({ topic: tiers()[0]!, messages: [encodeTask({ event, endpointId: ep.id, attemptsMade: 0, dueAt: now, verify: true }), encodeTask({ event, endpointId: ep.id, attemptsMade: 1, dueAt: now, verify: true })] });
     await eventually(() => (p.receiver.on('/taken').length >= 2 ? true : undefined), 15_000, 'the resend');
     await eventually(async () => ((await tierCommitted()) ? true : undefined), 15_000, 'the tier records to be committed');
     expect(p.receiver.on('/taken')).toHaveLength(2);
