@@ -248,11 +248,12 @@ export class DeliveryPipeline {
   async record(a: Attempted): Promise<void> {
     if (a.decision.kind === 'skipped') return;
     a.done.recorded ??= await this.d.writer.record(a.outcome);
-    // Another chain of this delivery recorded this attempt number first (a record read again after
-    // a crash or a rebalance). It goes on alone when its attempt ended the delivery. When its
-    // attempt planned a retry, that retry may never have been produced (the replica died between
-    // recording and producing it: the soak lost 5 deliveries so), so this chain goes on too; at
-    // worst the next attempts are made twice.
+    // This attempt number was recorded already: by another chain of this delivery (a record read
+    // again after a crash or a rebalance), or by this one before a transient error. That chain
+    // goes on alone when its attempt ended the delivery. When its attempt planned a retry, that
+    // retry may never have been produced (the replica died between recording and producing it:
+    // the soak lost 5 deliveries so), so this chain goes on too; at worst the next attempts are
+    // made twice.
     if (a.next && !a.done.scheduled && (a.done.recorded.attemptNew || (await this.otherChainPlannedRetry(a)))) {
       await this.d.waiting.wait([a.next]);
       a.done.scheduled = true;

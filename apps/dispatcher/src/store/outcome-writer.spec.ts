@@ -66,10 +66,18 @@ describe('OutcomeWriter', () => {
     expect(b.attemptNew).toBe(false);
   });
 
-  it('takes its own earlier insert (same _id, written before a transient error) as new', async () => {
-    const { models } = fakeModels({ stored: new Set(['att_1']) });
+  it('answers "not new" for its own earlier insert too (same _id, written before a transient error), without a lookup', async () => {
+    const { models, calls } = fakeModels({ stored: new Set(['att_1']) });
+    let looked = 0;
+    (models.attempts as unknown as { of: () => unknown }).of = () => {
+      looked++;
+      return {};
+    };
     const writer = new OutcomeWriter(models, () => 1_000, 5);
-    expect((await writer.record({ attempt: attempt('att_1') })).attemptNew).toBe(true);
+    // record() then reads the attempt recorded first before it schedules anything (pipeline.spec).
+    expect((await writer.record({ attempt: attempt('att_1') })).attemptNew).toBe(false);
+    expect(looked).toBe(0);
+    expect(calls.filter((c) => c.op === 'attempts.insertMany')).toHaveLength(1);
   });
 
   it('starts another group beyond the size limit', async () => {

@@ -22,8 +22,9 @@ export interface OutcomeRecord {
 
 export interface Recorded {
   /**
-   * False when another attempt with the same delivery and attempt number was recorded first: a
-   * second chain of the same delivery, which stops here (it schedules no retry).
+   * False when an attempt with the same delivery and attempt number was there already: another
+   * chain's (a record read again after a crash), or this one's own insert written before a
+   * transient error. record() then looks at that attempt before it schedules a retry.
    */
   attemptNew: boolean;
 }
@@ -88,13 +89,13 @@ export class OutcomeWriter {
   private async write(outcomes: OutcomeRecord[]): Promise<Set<string>> {
     const now = this.now();
     const attempts = outcomes.flatMap((o) => (o.attempt ? [o.attempt] : []));
+    // "Already there" is another chain's attempt with the same number, or our own insert written
+    // before a transient error made us try again: both answer "not new", and record() then reads
+    // the attempt recorded first whenever it matters (the chain has a retry to schedule). Telling
+    // them apart here took a lookup per collision inside the one flush in progress, and on
+    // FerretDB each lookup scans its bucket: ~270 collisions after a SIGKILL in the backlog's
+    // drain held every outcome behind them for minutes (session 5).
     const inserted = await insertIntoBuckets(this.models.attempts, attempts, (a) => a.eventCreatedAt);
-    // "Already there" is either our own insert, written before a transient error made us try
-    // again (same _id), or another chain's attempt with the same number (another _id). Rare: a
-    // lookup by _id each tells them apart.
-    for (const a of attempts) {
-      if (!inserted.has(a._id) && (await this.models.attempts.of(a.eventCreatedAt).exists({ _id: a._id }))) inserted.add(a._id);
-    }
     await insertIntoBuckets(
       this.models.delivered,
       outcomes.flatMap((o) => (o.delivered ? [o.delivered] : [])),
