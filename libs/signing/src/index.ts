@@ -1,6 +1,6 @@
 // Pure signing and verification for Hookline deliveries. No I/O, no clock reads: callers pass
 // the timestamp, so golden vectors pin every byte (testdata/vectors.json).
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 export const SECRET_PREFIX = 'whsec_';
 /** Header carrying `sha256=<hex>`: HMAC-SHA256 of the raw body keyed with the whole secret string. */
@@ -27,7 +27,9 @@ export function isWellFormedSecret(secret: string): boolean {
  * exactly as the receiver snippet in the product guide computes it.
  */
 export function signature256(body: Body, secret: string): string {
-  return 'sha256=' + createHmac('sha256', Buffer.from(secret, 'utf8')).update(body).digest('hex');
+  // The string itself is the key (createHmac takes a string key as its UTF-8 bytes): on Node 24 a
+  // Buffer key costs a slow KeyObject check per call, ~29,000 HMACs/s of 1 KiB against ~210,000.
+  return 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
 }
 
 /** Constant-time check of an `X-Signature-256` header against any of the given secrets. */
@@ -43,10 +45,22 @@ export function verifySignature256(body: Body, secrets: string | readonly string
   return ok;
 }
 
-/** The Standard Webhooks key: base64-decoded bytes after `whsec_`. */
-function standardKey(secret: string): Buffer {
-  const raw = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
-  return Buffer.from(raw, 'base64');
+/** Standard Webhooks keys made so far, by secret (bounded: cleared when full). */
+const standardKeys = new Map<string, KeyObject>();
+const STANDARD_KEYS_MAX = 10_000;
+
+/**
+ * The Standard Webhooks key: base64-decoded bytes after `whsec_`, as a KeyObject made once per
+ * secret (on Node 24 createHmac with a Buffer key is ~7× slower than with a KeyObject).
+ */
+function standardKey(secret: string): KeyObject {
+  let key = standardKeys.get(secret);
+  if (!key) {
+    const raw = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
+    if (standardKeys.size >= STANDARD_KEYS_MAX) standardKeys.clear();
+    standardKeys.set(secret, (key = createSecretKey(Buffer.from(raw, 'base64'))));
+  }
+  return key;
 }
 
 export interface StandardSignInput {
