@@ -365,7 +365,7 @@ export class DeliveryEngine {
     // by the attempt-number index (finding 10). Checking such records against `delivered` was
     // built twice and measured on FerretDB, where every query scans its bucket: one lookup per
     // task took the full backlog's drain after a SIGKILL from ~280/s to ~5/s (session 4), one
-    // query per chunk still to ~60/s with FerretDB at 130 % (session 5). On MongoDB both are index
+    // query per chunk still to 0-100/s with FerretDB at 130 % (session 5). On MongoDB both are index
     // probes; there, marking records due before `taskOffsets.assignedAt` as `verify` would do.
     for (const m of messages) {
       const due = dueOf(m);
@@ -404,11 +404,12 @@ export class DeliveryEngine {
   }
 
   /**
-   * Of these tasks marked `verify`, those whose delivery succeeded after their attempts; the others lose the mark
-   * (checked now, their attempt need not look again). One query per time bucket for the whole
-   * chunk (store/delivered-among.ts): the soak's ~3,000 checks after a SIGKILL, one lookup per
-   * attempt inside its slot, held the attempt slots for over a minute. When the database does not
-   * answer, the tasks keep their mark and each attempt checks for itself.
+   * Of these tasks marked `verify`, those whose delivery succeeded after their attempts; the
+   * others lose the mark (checked now, their attempt need not look again). One query per time
+   * bucket for the whole chunk (store/delivered-among.ts): the soak's ~3,000 checks after a
+   * SIGKILL, one lookup per attempt inside its slot, held the attempt slots for over a minute.
+   * When the database does not answer, the tasks keep their mark and each attempt checks for
+   * itself.
    */
   private async deliveredAmong(jobs: Job[]): Promise<Set<Job>> {
     if (jobs.length === 0) return new Set();
