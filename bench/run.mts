@@ -15,6 +15,12 @@ import { infraFromEnv, isolatedServiceEnv, makeTestPki, REPO_ROOT, rpc, startSer
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+// BENCH_PHASES=e2e,latency runs only those phases (names: signing, baseline, e2e, latency, fanout,
+// isolation, recovery, ingest); the end-to-end phase always runs, the others measure against it.
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'signing,baseline,e2e,latency,fanout,isolation,recovery,ingest').split(','));
+const phase = (name: string) => PHASES.has(name);
+// BENCH_CPU_PROFILE=1 writes a V8 CPU profile of each service to bench/results/profiles/.
+const profileEnv = process.env.BENCH_CPU_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(REPO_ROOT, 'bench', 'results', 'profiles')}` } : {};
 const results: Record<string, unknown> = {};
 const rows: [string, string][] = [];
 const row = (name: string, value: string) => {
@@ -70,7 +76,7 @@ console.log(`Hookline benchmark — ${os.cpus().length} cores, Node ${process.ve
 results.machine = { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, memoryGiB: Math.round(os.totalmem() / 2 ** 30) };
 
 // ---- 4. signing -------------------------------------------------------------------------
-{
+if (phase('signing')) {
   for (const size of [1024, 64 * 1024]) {
     const body = randomBytes(size);
     const end = performance.now() + 1_000 * Math.min(SECONDS, 3);
@@ -108,7 +114,7 @@ async function baseline(): Promise<number> {
   return sent / SECONDS;
 }
 await reset();
-const baselineRate = await baseline();
+const baselineRate = phase('baseline') ? await baseline() : NaN;
 results.baseline_deliveries_per_s = baselineRate;
 row('baseline: raw signed undici POSTs', `${Math.round(baselineRate).toLocaleString()} req/s`);
 await baselineAgent.close();
@@ -117,7 +123,7 @@ await baselineAgent.close();
 const infra = infraFromEnv();
 const prefix = uniquePrefix('bench');
 const base = isolatedServiceEnv(infra, prefix);
-const allow = { TARGET_ALLOWLIST: 'localhost,127.0.0.1/32', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' };
+const allow = { TARGET_ALLOWLIST: 'localhost,127.0.0.1/32', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', ...profileEnv };
 const services: ServiceProcess[] = [];
 const reg = await startService('endpoint-registry', { ...base, ...allow, MONGODB_DATABASE: `${prefix}_registry`, SECRET_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
 services.push(reg);
@@ -217,7 +223,7 @@ let sustained = 0;
   await reset();
   // Half the baseline's rate for the phase, at most 20,000 per 15 s: the harness must not leave a
   // backlog that the next phases would share the machine with.
-  const total = Math.max(2_000, Math.min(Math.round(baselineRate * SECONDS * 0.5), Math.round((20_000 * SECONDS) / 15)));
+  const total = Math.max(2_000, Math.min(Math.round((baselineRate || 6_000) * SECONDS * 0.5), Math.round((20_000 * SECONDS) / 15)));
   const started = Date.now();
   for (let sent = 0; sent < total; ) {
     const batches = await Promise.all(Array.from({ length: 4 }, (_, i) => publishBatch(ws, sent + i * 100, 100)));
@@ -233,7 +239,7 @@ let sustained = 0;
 // ---- 2b. latency at 50 % of the sustained maximum -----------------------------------------
 let quietP99 = NaN;
 const halfRate = Math.max(10, Math.round(sustained * 0.5));
-{
+if (phase('latency')) {
   const ws = `${prefix}_latency`;
   await endpoints(ws, 1);
   await sleep(500);
@@ -249,7 +255,7 @@ const halfRate = Math.max(10, Math.round(sustained * 0.5));
 // 1,000 events × 10 endpoints, as in the side-by-side trial with Svix (all 10,000 in 6 s there),
 // then ~30 % of a phase's sustained volume over 100 endpoints. Time is from the first publish to
 // the last distinct delivery; duplicates are 2xx answers beyond one per (endpoint, event).
-for (const [fan, fixed] of [[10, Number(process.env.BENCH_FANOUT_EVENTS ?? 1000)], [100, 0]] as const) {
+for (const [fan, fixed] of phase('fanout') ? ([[10, Number(process.env.BENCH_FANOUT_EVENTS ?? 1000)], [100, 0]] as const) : []) {
   const ws = `${prefix}_fan${fan}`;
   await endpoints(ws, fan);
   await sleep(1_000);
@@ -270,7 +276,7 @@ for (const [fan, fixed] of [[10, Number(process.env.BENCH_FANOUT_EVENTS ?? 1000)
 // due (the bench schedule retries every 15 s after the first 30 s). Target: p99 within 20 % of
 // the quiet figure.
 const deadWs = `${prefix}_dead`;
-{
+if (phase('isolation')) {
   const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 10_000);
   await endpoints(deadWs, 1);
   await answer(deadWs, 503);
@@ -295,7 +301,7 @@ const deadWs = `${prefix}_dead`;
 // from the first; then 200. Drain rate = deliveries from the first success after recovery to the
 // last, over that time. A healthy endpoint of another workspace gets a steady 100 events/s
 // meanwhile; its p99 publish→delivery latency is the "while it drains" figure.
-{
+if (phase('recovery')) {
   const N = Number(process.env.BENCH_RECOVERY_EVENTS ?? 10_000);
   const OUTAGE_MS = Number(process.env.BENCH_OUTAGE_SECONDS ?? 40) * 1000;
   const ws = `${prefix}_recovery`;
@@ -326,7 +332,7 @@ await answer(deadWs, 200);
 // ---- 3. ingest ---------------------------------------------------------------------------
 // Last: it puts hundreds of thousands of records without subscribers on the events topic, which
 // the dispatcher must read past before anything published after them.
-{
+if (phase('ingest')) {
   // No endpoints in this workspace: measures acceptance (validation, idempotency claims, Kafka
   // acks) alone. Each rate counts the events the RPCs answered as accepted, and is checked
   // against what actually landed on the events topic (its end offsets before and after).

@@ -185,6 +185,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         watchConsumer(consumer, readiness, name, overrides.onFatal ?? exitOnFatal(log));
         consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => offsets.retain(payload.memberAssignment));
         if (consumer === events) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => retention.setActive((payload.memberAssignment[config.kafka.topics.events.name] ?? []).includes(0)));
+        if (consumer === retries) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => eng.retainParked(payload.memberAssignment));
         await consumer.connect();
       }
       await events.subscribe({ topic: config.kafka.topics.events.name, fromBeginning: true });

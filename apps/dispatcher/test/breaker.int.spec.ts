@@ -1,5 +1,6 @@
 // The circuit breaker against the real broker and database: an endpoint that fails every attempt
-// gets probes, not a retry storm, and once it answers again every delivery goes through, once.
+// gets probes, not a retry storm; its waiting deliveries are parked in memory; once it answers
+// again every delivery goes through, once.
 import { eventually, uniquePrefix } from '@hookline/testing';
 import { createEndpoint, outcomeOf, publish, startPlatform, type Platform } from './harness';
 
@@ -38,6 +39,8 @@ describe('circuit breaker per endpoint', () => {
     // 3 to open it, then about one probe per second (per replica; this platform has one).
     expect(duringOutage).toBeLessThanOrEqual(3 + Math.ceil((Date.now() - openedAt) / 1000) + 3);
     expect(p.dispatcher.engine!.breakers.open).toBe(1);
+    // Their retries wait parked in memory (read from their tier once), not cycling through a tier.
+    await eventually(() => (p.dispatcher.engine!.load.parked >= 25 ? true : undefined), 10_000, 'the waiting deliveries to be parked');
 
     up = true;
     const upAt = Date.now();
@@ -49,6 +52,7 @@ describe('circuit breaker per endpoint', () => {
     const answered = p.receiver.on('/down').filter((r) => r.receivedAt >= upAt).map((r) => String(r.headers['x-webhook-id']));
     expect(answered.sort()).toEqual([...ids].sort());
     expect(p.dispatcher.engine!.breakers.open).toBe(0);
+    expect(p.dispatcher.engine!.load.parked).toBe(0);
     // Postponed tasks kept their attempt count: nothing was exhausted by the outage.
     expect(await p.models.failed.countDocuments({ endpointId: ep.id })).toBe(0);
   });

@@ -33,6 +33,7 @@ import type { SubscriberSource } from '../subscribers/subscriber-cache';
 import { decodeTask, deliveryIdOf, dueOf, type EventData, type Task, type Waiting } from '../retry/tasks';
 import type { RetryTiers } from '../retry/retry-tiers';
 import { OffsetTracker } from './offset-tracker';
+import { Parking } from './parking';
 import type { Attempted, AttemptTrace, DeliveryPipeline } from './pipeline';
 import { WorkQueue, type WorkItem } from './work-queue';
 
@@ -54,6 +55,8 @@ interface Job extends WorkItem {
   postponeMs: number;
   /** Taken from a retry tier (not from the events topic). */
   fromTier: boolean;
+  /** `topic/partition` of a tier task's record (its park ends if the partition moves away). */
+  source?: string;
 }
 
 /**
@@ -97,6 +100,12 @@ export class Breakers {
     }
   }
 
+  /** True while the endpoint gets only probes. */
+  isOpen(key: string): boolean {
+    const s = this.state.get(key);
+    return s !== undefined && this.threshold > 0 && s.failures >= this.threshold;
+  }
+
   /** How long this endpoint's circuit has been open (0 when closed). */
   openForMs(key: string, now: number): number {
     const s = this.state.get(key);
@@ -126,6 +135,10 @@ export interface EngineOptions {
   breakerFailures?: number;
   /** One probe attempt per this long to an endpoint whose circuit is open. Default 1 s. */
   breakerProbeMs?: number;
+  /** Tier tasks of open-circuit endpoints held in memory at most (parking.ts). Default 20,000 (~30 MB of 1 KiB payloads). */
+  maxParked?: number;
+  /** Longest a task stays parked before it goes back to a tier (its record's offset is held meanwhile). Default 60 s. */
+  parkMaxMs?: number;
 }
 
 /** What intakeTasks took of a chunk, and when to look at the rest. */
@@ -171,6 +184,11 @@ export class DeliveryEngine {
   private readonly maxHeld: number;
   private ageTimer: NodeJS.Timeout | undefined;
   readonly breakers: Breakers;
+  /** Tier tasks of endpoints whose circuit is open, until a probe succeeds (parking.ts). */
+  private readonly parking: Parking<Job>;
+  private readonly parkMaxMs: number;
+  /** Endpoints whose park is being fed to the work queue. */
+  private readonly feeding = new Set<string>();
 
   constructor(
     private readonly models: Pick<DispatcherModels, 'events' | 'delivered'>,
@@ -185,6 +203,8 @@ export class DeliveryEngine {
     this.redeliveryGraceMs = opts.redeliveryGraceMs ?? 12_000;
     this.maxHeld = opts.maxInFlight * 9;
     this.breakers = new Breakers(opts.breakerFailures ?? 20, opts.breakerProbeMs ?? 1_000, log);
+    this.parking = new Parking<Job>(opts.maxParked ?? 20_000);
+    this.parkMaxMs = opts.parkMaxMs ?? 60_000;
     this.queue = new WorkQueue<Job>(
       {
         maxInFlight: opts.maxInFlight,
@@ -194,12 +214,15 @@ export class DeliveryEngine {
       },
       (job) => this.runJob(job),
     );
-    this.ageTimer = setInterval(() => void this.spillAged(), AGE_CHECK_MS);
+    this.ageTimer = setInterval(() => {
+      void this.spillAged();
+      void this.tendParking();
+    }, AGE_CHECK_MS);
     this.ageTimer.unref();
   }
 
-  get load(): { inFlight: number; queued: number; held: number } {
-    return { ...this.queue.size, held: this.held.size };
+  get load(): { inFlight: number; queued: number; held: number; parked: number } {
+    return { ...this.queue.size, held: this.held.size, parked: this.parking.size };
   }
 
   get stopping(): boolean {
@@ -386,6 +409,7 @@ export class DeliveryEngine {
         continue;
       }
       const job = this.job(task, { links: linkFromTraceparent(task.traceparent) }, tier?.delayMs);
+      job.source = `${topic}/${partition}`;
       jobsByOffset.set(m.offset, [job]);
       if (due > now) hops.push(job);
     }
@@ -498,14 +522,17 @@ export class DeliveryEngine {
     let beat = Date.now();
     let heartbeatError: unknown;
     for (const j of jobs) {
-      // The same attempt of the same delivery held already (a manual retry or a record read again
-      // while it waits here): it runs once.
-      if (this.held.has(j.key)) {
+      // The same attempt of the same delivery held or parked already (a manual retry or a record
+      // read again while it waits here): it runs once.
+      if (this.held.has(j.key) || this.parking.has(j.key)) {
         j.settle();
         continue;
       }
       if (!this.stopped && !this.breakers.allow(j.endpointKey, Date.now())) {
-        postponed.push(j);
+        // The circuit is open: a tier task waits in memory for the probe that closes it (its
+        // record stays uncommitted); a first attempt, or a task the park has no room for, goes to
+        // a tier first (its events record must not wait for an endpoint's recovery).
+        if (!(j.fromTier && this.parking.park(j, Date.now()))) postponed.push(j);
         continue;
       }
       let queued = !this.stopped && this.queue.push(j);
@@ -539,16 +566,7 @@ export class DeliveryEngine {
         }
       }
     }
-    if (postponed.length > 0) {
-      // Put back where they came from, attempt count unchanged: the endpoint's circuit is open. At
-      // least five probe intervals, and longer the longer it has been open (up to 15 s), so a large
-      // backlog does not cycle through a short tier while the probes fail (each cycle costs a
-      // produce and a fetch per task), yet is due again soon after the endpoint recovers.
-      const now = Date.now();
-      const floor = 5 * (this.opts.breakerProbeMs ?? 1_000);
-      for (const j of postponed) j.task = { ...j.task, dueAt: now + Math.max(j.postponeMs, floor, Math.min(this.breakers.openForMs(j.endpointKey, now), POSTPONE_STRETCH_MAX_MS)) };
-      await this.defer(postponed);
-    }
+    if (postponed.length > 0) await this.postpone(postponed);
     if (overflow.length > 0) {
       this.log.debug({ deliveries: overflow.length }, 'endpoint queues full: overflow waits in the shortest tier');
       const due = Date.now() + this.tiers.shortest.delayMs;
@@ -556,6 +574,86 @@ export class DeliveryEngine {
       await this.defer(overflow);
     }
     if (heartbeatError !== undefined) throw heartbeatError;
+  }
+
+  /**
+   * Puts tasks of an open-circuit endpoint back in a tier, attempt count unchanged. At least five
+   * probe intervals, and longer the longer it has been open (up to 15 s), so what does not fit
+   * the park does not cycle through a short tier while the probes fail (each cycle costs a
+   * produce and a fetch per task), yet is due again soon after the endpoint recovers.
+   */
+  private postpone(jobs: Job[]): Promise<void> {
+    const now = Date.now();
+    const floor = 5 * (this.opts.breakerProbeMs ?? 1_000);
+    for (const j of jobs) j.task = { ...j.task, dueAt: now + Math.max(j.postponeMs, floor, Math.min(this.breakers.openForMs(j.endpointKey, now), POSTPONE_STRETCH_MAX_MS)) };
+    return this.defer(jobs);
+  }
+
+  /**
+   * Every AGE_CHECK_MS: a parked endpoint whose probe is due gets its oldest task attempted; one
+   * whose circuit closed (a success on another path) is fed; tasks parked longer than parkMaxMs
+   * go back to a tier, so no record's offset is held for longer than that.
+   */
+  private async tendParking(): Promise<void> {
+    if (this.stopped || this.parking.size === 0) return;
+    const now = Date.now();
+    for (const key of this.parking.endpoints()) {
+      if (this.feeding.has(key)) continue;
+      if (!this.breakers.isOpen(key)) {
+        this.unpark(key);
+        continue;
+      }
+      if (!this.breakers.allow(key, now)) continue;
+      const probe = this.parking.takeOne(key);
+      if (!probe) continue;
+      if (this.held.has(probe.key)) probe.settle();
+      else if (this.queue.push(probe)) {
+        probe.queuedAt = now;
+        this.hold(probe);
+      } else if (!this.parking.park(probe, now)) await this.postpone([probe]);
+    }
+    const expired = this.parking.takeOlderThan(this.parkMaxMs, now);
+    if (expired.length > 0) {
+      this.log.debug({ deliveries: expired.length }, 'deliveries parked longer than the park allows: back to a tier');
+      await this.postpone(expired);
+    }
+  }
+
+  /**
+   * The endpoint answered: its parked tasks go to the work queue at its own pace, while its
+   * circuit stays closed. `gone`: it was deleted or disabled, and each parked task fails at once
+   * without a request, circuit or not.
+   */
+  private unpark(endpointKey: string, gone = false): void {
+    if (this.feeding.has(endpointKey) || this.stopped || !this.parking.hasEndpoint(endpointKey)) return;
+    this.feeding.add(endpointKey);
+    void this.track(this.feed(endpointKey, gone)).finally(() => this.feeding.delete(endpointKey));
+  }
+
+  private async feed(endpointKey: string, gone: boolean): Promise<void> {
+    while (!this.stopped && (gone || !this.breakers.isOpen(endpointKey))) {
+      const j = this.parking.takeOne(endpointKey);
+      if (!j) return;
+      if (this.held.has(j.key)) {
+        j.settle();
+        continue;
+      }
+      while (!this.stopped && !this.queue.push(j)) await this.queue.waitForEndpointRoom(endpointKey, 1_000);
+      if (this.stopped) {
+        // Not queued: stop() hands the park and the queue back; this one goes with them.
+        if (!this.parking.park(j, Date.now())) await this.postpone([j]);
+        return;
+      }
+      j.queuedAt = Date.now();
+      this.hold(j);
+    }
+  }
+
+  /** After a rebalance: parked tasks of tier partitions this replica no longer owns are their new owner's (it reads them again). */
+  retainParked(assigned: Record<string, number[]>): void {
+    const owned = new Set(Object.entries(assigned).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}/${p}`)));
+    const gone = this.parking.takeNotIn(owned);
+    if (gone.length > 0) this.log.info({ deliveries: gone.length }, 'parked deliveries of partitions moved to another replica dropped (their new owner reads them again)');
   }
 
   /**
@@ -636,6 +734,9 @@ export class DeliveryEngine {
       }
       const d = attempted.decision.kind;
       if (d === 'succeeded' || (attempted.outcome.attempt && (d === 'retry' || d === 'failed'))) this.breakers.record(job.endpointKey, d === 'succeeded', Date.now());
+      // Answered again, or gone (deleted, disabled: each parked task then fails at once without a request).
+      if (d === 'succeeded') this.unpark(job.endpointKey);
+      else if (d === 'failed' && !attempted.outcome.attempt) this.unpark(job.endpointKey, true);
       if (await this.untilDone(() => this.pipeline.record(attempted), { deliveryId: job.deliveryId }, 'outcome not recorded')) job.settle();
     } finally {
       slotFree();
@@ -659,7 +760,7 @@ export class DeliveryEngine {
     const queued = this.queue.drainQueued();
     for (const j of queued) this.release(j);
     for (const j of queued) j.task = { ...j.task, dueAt: Date.now() };
-    await this.defer(queued);
+    await Promise.all([this.defer(queued), this.postpone(this.parking.takeAll())]);
     let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([
       (async () => {
