@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { context, trace, TraceFlags } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { createLogger } from './logger';
+import { createLogger, unredacted } from './logger';
 
 function capture() {
   const lines: string[] = [];
@@ -44,6 +44,15 @@ describe('logger', () => {
     for (const needle of [SIG, SIG.slice(7), '4242']) expect(all).not.toContain(needle);
     const line = JSON.parse(lines[0]!) as { err: { type: string; code: number; message: string; cause: { type: string; errorLabels: string[] } } };
     expect(line.err).toMatchObject({ type: 'MongoBulkWriteError', code: 11000, message: 'E11000 duplicate key', cause: { type: 'MongoPoolClearedError', errorLabels: ['ResetPool'] } });
+  });
+
+  it("writes an unredacted child's fields as they are, and still redacts everything else", () => {
+    const { lines, log } = capture();
+    unredacted(log).info({ eventId: 'evt_1', attempt: 2, outcome: 'retry', reason: 'endpoint answered 503' }, 'delivery attempt');
+    log.info({ secret: SECRET }, 'after');
+    const [plain, after] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(plain).toMatchObject({ eventId: 'evt_1', attempt: 2, outcome: 'retry', reason: 'endpoint answered 503', msg: 'delivery attempt', service: 'test' });
+    expect(after!.secret).toBe('[redacted]');
   });
 
   it('adds trace_id and span_id of the active span', () => {

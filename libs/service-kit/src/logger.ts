@@ -63,3 +63,14 @@ export function createLogger(service: string, level = 'info', destination?: pino
     destination,
   );
 }
+
+/**
+ * A child logger that writes fields as they are, for hot lines whose fields are only ids, numbers
+ * and the service's own words (the dispatcher's line per attempt). Redaction's wildcard paths
+ * (`*.secret`, `*.headers…`) run on every field of every line: ~17 µs a line against ~1.7 µs
+ * without, ~5 % of the dispatcher's CPU at full load. Never log a request, a document or an
+ * error through it.
+ */
+export function unredacted(log: Logger): Logger {
+  return log.child({}, { redact: [] });
+}

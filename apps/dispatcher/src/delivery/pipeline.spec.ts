@@ -1,3 +1,4 @@
+import { createLogger } from '@hookline/service-kit';
 import { generateSecret, verifySignature256, verifyStandard } from '@hookline/signing';
 import type { HttpResult } from './http-attempt';
 import { classify, decide, DeliveryPipeline, prepare, USER_AGENT, type EventData } from './pipeline';
@@ -130,6 +131,7 @@ describe('DeliveryPipeline.record when another chain recorded the same attempt f
       writer: { record: async () => ({ attemptNew: false }) } as never,
       waiting: { wait: async (tasks: unknown[]) => void produced.push(...tasks) },
       streaksTrustMs: 0,
+      log: createLogger('test', 'silent'),
     } as never);
     (pipeline as unknown as { recordFailureStreak: () => Promise<void> }).recordFailureStreak = async () => undefined;
     await pipeline.record({ task, decision: { kind: 'retry', at: new Date(NOW + 1_000), reason: '500' }, outcome: { attempt }, next: { ...task, attemptsMade: 1 }, done: {} });

@@ -3,7 +3,7 @@
 // `decide` is the one place that turns an attempt's result into succeed / retry / fail.
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type Link } from '@opentelemetry/api';
 import { signature256, standardSignatureHeader } from '@hookline/signing';
-import { timeOrderedId, type Logger } from '@hookline/service-kit';
+import { timeOrderedId, unredacted, type Logger } from '@hookline/service-kit';
 import { tracer, withSpan } from '@hookline/telemetry';
 import { NO_DELIVERY_METRICS, type DeliveryMetrics } from '../metrics';
 import { webhookBody } from '@hookline/schemas';
@@ -143,8 +143,11 @@ export class DeliveryPipeline {
   private readonly now: () => number;
   private readonly metrics: DeliveryMetrics;
   private readonly streaks = new Map<string, Streak>();
+  /** The line per attempt: ids, numbers and our own reason words only, so no redaction pass (logger.ts). */
+  private readonly attemptLog: Logger;
   constructor(private readonly d: PipelineDeps) {
     this.now = d.now ?? Date.now;
+    this.attemptLog = unredacted(d.log);
     this.metrics = d.metrics ?? NO_DELIVERY_METRICS;
   }
 
@@ -218,7 +221,7 @@ export class DeliveryPipeline {
     } else if (decision.kind === 'failed') {
       outcome.failed = this.failedDoc(task, decision.reason, attemptNumber, endMs);
     }
-    this.d.log.info(
+    this.attemptLog.info(
       { eventId: event.id, endpointId: task.endpointId, attempt: attemptNumber, outcome: decision.kind, status: result.kind === 'response' ? result.status : 0, ms: result.durationMs, reason: 'reason' in decision ? decision.reason : undefined },
       'delivery attempt',
     );
