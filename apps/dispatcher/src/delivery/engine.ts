@@ -614,7 +614,7 @@ export class DeliveryEngine {
     }
     const expired = this.parking.takeOlderThan(this.parkMaxMs, now);
     if (expired.length > 0) {
-      this.log.debug({ deliveries: expired.length }, 'deliveries parked longer than the park allows: back to a tier');
+      this.log.info({ deliveries: expired.length }, 'deliveries parked longer than the park allows: back to a tier');
       await this.postpone(expired);
     }
   }
@@ -632,6 +632,10 @@ export class DeliveryEngine {
 
   private async feed(endpointKey: string, gone: boolean): Promise<void> {
     while (!this.stopped && (gone || !this.breakers.isOpen(endpointKey))) {
+      // Within the tier budget, like tier intake: a recovering backlog drains beside first
+      // attempts, never in front of them (without this, a healthy endpoint's p99 reached ~900 ms
+      // while 10,000 parked deliveries drained at 4,300/s).
+      while (!this.stopped && this.heldFromTiers >= this.maxHeld / 2) await sleep(5);
       const j = this.parking.takeOne(endpointKey);
       if (!j) return;
       if (this.held.has(j.key)) {
