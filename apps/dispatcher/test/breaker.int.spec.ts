@@ -1,37 +1,67 @@
 // The circuit breaker against the real broker and database: an endpoint that fails every attempt
 // gets probes, not a retry storm; its waiting deliveries are parked in memory; once it answers
-// again every delivery goes through, once.
+// again every delivery goes through, once, whether its park is fed at once or was handed back to
+// the tiers by a graceful stop and taken by the next replica.
+import { createLogger } from '@hookline/service-kit';
 import { eventually, uniquePrefix } from '@hookline/testing';
+import { createApp as createDispatcher } from '../src/app';
+import { loadConfig } from '../src/config';
 import { createEndpoint, outcomeOf, publish, startPlatform, type Platform } from './harness';
 
 jest.setTimeout(60_000);
 
+const BREAKER_ENV = {
+  TARGET_ALLOWLIST: '127.0.0.1/32',
+  // Without the breaker, 30 deliveries retried every 200 ms would make ~750 requests in 5 s.
+  RETRY_SCHEDULE: Array.from({ length: 40 }, () => '200ms').join(','),
+  RETRY_JITTER_PERCENT: '0',
+  BREAKER_FAILURES: '3',
+  BREAKER_PROBE_MS: '1000',
+};
+
+/** An endpoint answering 503 until `recover()`, then 200, with `count` events published for it. */
+async function downEndpoint(p: Platform, path: string, count: number) {
+  const ws = `ws_${p.prefix}`;
+  let up = false;
+  p.receiver.behaviour.set(path, () => (up ? { status: 200, body: 'ok' } : { status: 503 }));
+  const ep = await createEndpoint(p, ws, p.receiver.url(path));
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) ids.push(await publish(p, ws, { order_id: `o-${path.slice(1)}${i}` }));
+  let upAt = 0;
+  return {
+    ep,
+    ids,
+    recover: () => ((up = true), (upAt = Date.now())),
+    /** Waits until every delivery succeeded, then checks each was answered 2xx exactly once after recovery. */
+    async deliveredOnce(within: number) {
+      await eventually(async () => {
+        for (const id of ids) if ((await outcomeOf(p, `${id}|${ep.id}`))?.state !== 'succeeded') return undefined;
+        return true;
+      }, within, 'every delivery to succeed after the endpoint recovered');
+      const answered = p.receiver.on(path).filter((r) => r.receivedAt >= upAt).map((r) => String(r.headers['x-webhook-id']));
+      expect(answered.sort()).toEqual([...ids].sort());
+      // Parked and postponed tasks kept their attempt count: nothing was exhausted by the outage.
+      expect(await p.models.failed.countDocuments({ endpointId: ep.id })).toBe(0);
+    },
+  };
+}
+
 describe('circuit breaker per endpoint', () => {
   const prefix = uniquePrefix('brk');
   let p: Platform;
+  const stops: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {
-    p = await startPlatform(prefix, {
-      TARGET_ALLOWLIST: '127.0.0.1/32',
-      // Without the breaker, 30 deliveries retried every 200 ms would make ~750 requests in 5 s.
-      RETRY_SCHEDULE: Array.from({ length: 40 }, () => '200ms').join(','),
-      RETRY_JITTER_PERCENT: '0',
-      BREAKER_FAILURES: '3',
-      BREAKER_PROBE_MS: '1000',
-    });
+    p = await startPlatform(prefix, BREAKER_ENV);
   });
 
   afterAll(async () => {
+    for (const stop of stops) await stop().catch(() => undefined);
     await p?.stop();
   });
 
   it('after 3 failures in a row an endpoint gets one probe a second; when it answers, every delivery arrives once', async () => {
-    const ws = `ws_${prefix}`;
-    let up = false;
-    p.receiver.behaviour.set('/down', () => (up ? { status: 200, body: 'ok' } : { status: 503 }));
-    const ep = await createEndpoint(p, ws, p.receiver.url('/down'));
-    const ids: string[] = [];
-    for (let i = 0; i < 30; i++) ids.push(await publish(p, ws, { order_id: `o-brk${i}` }));
+    const down = await downEndpoint(p, '/down', 30);
     await eventually(() => (p.receiver.on('/down').length >= 3 ? true : undefined), 15_000, 'the first failures');
     const openedAt = Date.now();
     await new Promise((r) => setTimeout(r, 5_000));
@@ -42,18 +72,22 @@ describe('circuit breaker per endpoint', () => {
     // Their retries wait parked in memory (read from their tier once), not cycling through a tier.
     await eventually(() => (p.dispatcher.engine!.load.parked >= 25 ? true : undefined), 10_000, 'the waiting deliveries to be parked');
 
-    up = true;
-    const upAt = Date.now();
-    await eventually(async () => {
-      for (const id of ids) if ((await outcomeOf(p, `${id}|${ep.id}`))?.state !== 'succeeded') return undefined;
-      return true;
-    }, 30_000, 'every delivery to succeed after the endpoint recovered');
-    // Once each: one 2xx answer per event.
-    const answered = p.receiver.on('/down').filter((r) => r.receivedAt >= upAt).map((r) => String(r.headers['x-webhook-id']));
-    expect(answered.sort()).toEqual([...ids].sort());
+    down.recover();
+    await down.deliveredOnce(30_000);
     expect(p.dispatcher.engine!.breakers.open).toBe(0);
     expect(p.dispatcher.engine!.load.parked).toBe(0);
-    // Postponed tasks kept their attempt count: nothing was exhausted by the outage.
-    expect(await p.models.failed.countDocuments({ endpointId: ep.id })).toBe(0);
+  });
+
+  it('a graceful stop hands parked deliveries back to the tiers, and the next replica delivers each once', async () => {
+    const down = await downEndpoint(p, '/park', 20);
+    await eventually(() => (p.dispatcher.engine!.load.parked >= 15 ? true : undefined), 20_000, 'the waiting deliveries to be parked');
+    // SIGTERM's path: the park goes back to the tiers (offsets committed after), nothing is lost.
+    await p.dispatcher.stop();
+    expect(p.dispatcher.engine!.load.parked).toBe(0);
+    down.recover();
+    const next = createDispatcher(loadConfig(p.env), createLogger('test', 'silent'), { ca: [p.pki.ca] });
+    stops.push(() => next.stop());
+    await next.start();
+    await down.deliveredOnce(40_000);
   });
 });

@@ -10,7 +10,9 @@
 // tier topic), or the task itself handed to a tier topic to wait there. Work that waits is never a
 // database document: a slow endpoint's overflow, a task that waited in memory longer than
 // spillAfterMs, work handed back at shutdown and every retry go to a tier topic, which any replica
-// of the group consumes when it is due. A crash at any point redoes work (duplicates possible,
+// of the group consumes when it is due. The one exception is short and bounded: a due tier task
+// of an endpoint whose circuit is open is parked in memory (parking.ts, record uncommitted, at
+// most 60 s) until a probe succeeds, then fed to the queue with the rest of its park. A crash at any point redoes work (duplicates possible,
 // bounded by the attempt-number index: see OutcomeWriter) but never loses it.
 //
 // A record of the events topic appended after this replica got its partition, of an event not
@@ -764,7 +766,8 @@ export class DeliveryEngine {
     const queued = this.queue.drainQueued();
     for (const j of queued) this.release(j);
     for (const j of queued) j.task = { ...j.task, dueAt: Date.now() };
-    await Promise.all([this.defer(queued), this.postpone(this.parking.takeAll())]);
+    const parked = this.parking.takeAll();
+    await Promise.all([this.defer(queued), this.postpone(parked)]);
     let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([
       (async () => {
@@ -782,7 +785,7 @@ export class DeliveryEngine {
     }
     this.abandoned = true;
     clearTimeout(abandonAt);
-    this.log.info({ handedBackQueued: queued.length, handedBackInFlight: running.length, finishedInTime: finished, unsettled: this.eventOffsets.unsettled + this.taskOffsets.unsettled }, 'delivery engine stopped');
+    this.log.info({ handedBackQueued: queued.length, handedBackParked: parked.length, handedBackInFlight: running.length, finishedInTime: finished, unsettled: this.eventOffsets.unsettled + this.taskOffsets.unsettled }, 'delivery engine stopped');
   }
 }
 
