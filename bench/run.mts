@@ -274,9 +274,12 @@ if (phase('latency')) {
   await endpoints(smooth, 1);
   await sleep(500);
   await reset(smooth);
-  const p10 = p99Row((await steadyLoad(smooth, halfRate, SECONDS, 10)).latencies);
-  results.latency_10ms_ticks_ms = { offered_per_s: halfRate, tick_ms: 10, ...p10 };
-  row(`… the same in 10 ms ticks`, `p50 ${p10.p50} ms, p95 ${p10.p95} ms, p99 ${p10.p99} ms (${p10.samples} samples)`);
+  const smoothLoad = await steadyLoad(smooth, halfRate, SECONDS, 10);
+  const p10 = p99Row(smoothLoad.latencies);
+  // Timers tick a little late at 10 ms, so the rate offered is what was sent, not what was asked.
+  const offered = Math.round(smoothLoad.sent / SECONDS);
+  results.latency_10ms_ticks_ms = { offered_per_s: offered, tick_ms: 10, ...p10 };
+  row(`… in 10 ms ticks (${offered}/s offered)`, `p50 ${p10.p50} ms, p95 ${p10.p95} ms, p99 ${p10.p99} ms (${p10.samples} samples)`);
 }
 
 // ---- 2c. fan-out ---------------------------------------------------------------------------
