@@ -20,7 +20,7 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'signing,baseline,e2e,latency,fanout,isolation,recovery,ingest').split(','));
 const phase = (name: string) => PHASES.has(name);
 // BENCH_CPU_PROFILE=1 writes a V8 CPU profile of each service to bench/results/profiles/.
-const profileEnv = process.env.BENCH_CPU_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(REPO_ROOT, 'bench', 'results', 'profiles')}` } : {};
+const profileEnv: Record<string, string> = process.env.BENCH_CPU_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(REPO_ROOT, 'bench', 'results', 'profiles')}` } : {};
 const results: Record<string, unknown> = {};
 const rows: [string, string][] = [];
 const row = (name: string, value: string) => {

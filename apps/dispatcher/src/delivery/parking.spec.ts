@@ -47,4 +47,18 @@ describe('Parking', () => {
     expect(p.takeAll().map((j) => j.key)).toEqual([job('a', 2).key]);
     expect(p.size).toBe(0);
   });
+
+  it('keeps order and every task through many takes (the line compacts as it goes)', () => {
+    const p = new Parking(5_000);
+    for (let i = 0; i < 3_000; i++) p.park(job('a', i), i);
+    const taken: string[] = [];
+    for (let i = 0; i < 2_500; i++) taken.push(p.takeOne('a')!.key);
+    expect(taken[0]).toBe(job('a', 0).key);
+    expect(taken[2_499]).toBe(job('a', 2_499).key);
+    expect(p.size).toBe(500);
+    expect(p.takeOlderThan(10, 2_600).map((j) => j.key)).toEqual(Array.from({ length: 90 }, (_, i) => job('a', 2_500 + i).key));
+    expect(p.takeOne('a')!.key).toBe(job('a', 2_590).key);
+    expect(p.takeAll()).toHaveLength(409);
+    expect(p.hasEndpoint('a')).toBe(false);
+  });
 });

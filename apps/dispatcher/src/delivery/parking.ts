@@ -1,16 +1,16 @@
 // Tasks of endpoints whose circuit is open, parked in memory until the endpoint answers again.
 //
 // Without it a dead endpoint's retries cycled through the shortest tier: every 5-15 s each of its
-// waiting tasks was fetched, decoded, encoded and produced again (10,000 tasks in bursts beside the
-// healthy tenants' deliveries: p99 at 2.9 × quiet in the isolation bench), and a recovered
-// endpoint's backlog came due spread over that window (drain ~640/s, a quarter of the sustained
-// rate). A parked task is read once and costs nothing while it waits; when a probe succeeds the
-// whole park is fed to the work queue at the endpoint's own pace.
+// waiting tasks was fetched, decoded, encoded and produced again, in bursts beside the healthy
+// tenants' deliveries, and a recovered endpoint's backlog came due spread over that window (the
+// bench's recovery drain was ~640/s, a quarter of the sustained rate). A parked task is read once
+// and costs nothing while it waits; when a probe succeeds the whole park is fed to the work
+// queue at the endpoint's own pace.
 //
 // A parked task is not settled: its tier record's offset stays uncommitted, so a crash reads it
-// again (at-least-once) and the engine bounds how long anything stays here (`maxAgeMs`, then it
-// goes back to a tier as before). The park is bounded in count (`capacity`) and by the
-// partitions this replica still owns (a revoked partition's parked tasks belong to its new owner).
+// again (at-least-once), and the engine bounds how long anything stays here (then it goes back
+// to a tier as before). The park is bounded in count (`capacity`) and by the partitions this
+// replica still owns (a revoked partition's parked tasks belong to its new owner).
 
 export interface Parkable {
   endpointKey: string;
@@ -20,8 +20,19 @@ export interface Parkable {
   source?: string;
 }
 
+interface Entry<T> {
+  job: T;
+  at: number;
+}
+
+/** One endpoint's parked tasks, oldest first; `head` skips those taken (no O(n) shift per task). */
+interface Line<T> {
+  entries: Entry<T>[];
+  head: number;
+}
+
 export class Parking<T extends Parkable> {
-  private readonly byEndpoint = new Map<string, { job: T; at: number }[]>();
+  private readonly byEndpoint = new Map<string, Line<T>>();
   private readonly keys = new Set<string>();
 
   constructor(
@@ -49,19 +60,23 @@ export class Parking<T extends Parkable> {
   /** False when the park is full or the task is parked already (the caller decides what else to do). */
   park(job: T, now: number): boolean {
     if (this.keys.size >= this.capacity || this.keys.has(job.key)) return false;
-    const list = this.byEndpoint.get(job.endpointKey);
-    if (list) list.push({ job, at: now });
-    else this.byEndpoint.set(job.endpointKey, [{ job, at: now }]);
+    const line = this.byEndpoint.get(job.endpointKey);
+    if (line) line.entries.push({ job, at: now });
+    else this.byEndpoint.set(job.endpointKey, { entries: [{ job, at: now }], head: 0 });
     this.keys.add(job.key);
     return true;
   }
 
-  /** Takes the oldest parked task of an endpoint (a probe), if any. */
+  /** Takes the oldest parked task of an endpoint (a probe, or the next to feed), if any. */
   takeOne(endpointKey: string): T | undefined {
-    const list = this.byEndpoint.get(endpointKey);
-    const first = list?.shift();
-    if (!first) return undefined;
-    if (list!.length === 0) this.byEndpoint.delete(endpointKey);
+    const line = this.byEndpoint.get(endpointKey);
+    if (!line) return undefined;
+    const first = line.entries[line.head++]!;
+    if (line.head === line.entries.length) this.byEndpoint.delete(endpointKey);
+    else if (line.head >= 1_024 && line.head * 2 >= line.entries.length) {
+      line.entries = line.entries.slice(line.head);
+      line.head = 0;
+    }
     this.keys.delete(first.job.key);
     return first.job;
   }
@@ -80,11 +95,12 @@ export class Parking<T extends Parkable> {
     return this.takeWhere(() => true);
   }
 
-  private takeWhere(match: (e: { job: T; at: number }) => boolean): T[] {
+  private takeWhere(match: (e: Entry<T>) => boolean): T[] {
     const out: T[] = [];
-    for (const [endpoint, list] of this.byEndpoint) {
-      const keep: { job: T; at: number }[] = [];
-      for (const e of list) {
+    for (const [endpoint, line] of this.byEndpoint) {
+      const keep: Entry<T>[] = [];
+      for (let i = line.head; i < line.entries.length; i++) {
+        const e = line.entries[i]!;
         if (!match(e)) keep.push(e);
         else {
           out.push(e.job);
@@ -92,7 +108,7 @@ export class Parking<T extends Parkable> {
         }
       }
       if (keep.length === 0) this.byEndpoint.delete(endpoint);
-      else if (keep.length !== list.length) this.byEndpoint.set(endpoint, keep);
+      else if (keep.length !== line.entries.length - line.head) this.byEndpoint.set(endpoint, { entries: keep, head: 0 });
     }
     return out;
   }
