@@ -12,8 +12,9 @@
 // spillAfterMs, work handed back at shutdown and every retry go to a tier topic, which any replica
 // of the group consumes when it is due. The one exception is short and bounded: a due tier task
 // of an endpoint whose circuit is open is parked in memory (parking.ts, record uncommitted, at
-// most 60 s) until a probe succeeds, then fed to the queue with the rest of its park. A crash at any point redoes work (duplicates possible,
-// bounded by the attempt-number index: see OutcomeWriter) but never loses it.
+// most 60 s) until a probe succeeds, then fed to the queue with the rest of its park. A crash at
+// any point redoes work (duplicates possible, bounded by the attempt-number index: see
+// OutcomeWriter) but never loses it.
 //
 // A record of the events topic appended after this replica got its partition, of an event not
 // met lately, is new: its deliveries start at once and its event is stored beside them (the
