@@ -11,7 +11,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { Agent, request } from 'undici';
 import { endpointsV1, eventsV1 } from '@hookline/proto';
 import { signature256 } from '@hookline/signing';
-import { infraFromEnv, isolatedServiceEnv, makeTestPki, REPO_ROOT, rpc, startService, uniquePrefix, type ServiceProcess } from '@hookline/testing';
+import { deleteTopics, dropDatabases, infraFromEnv, isolatedServiceEnv, makeTestPki, REPO_ROOT, rpc, startService, uniquePrefix, type ServiceProcess } from '@hookline/testing';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -421,6 +421,9 @@ results.peak_rss_mib = Object.fromEntries([...peakRss].map(([n, kb]) => [n, Math
 registry.close();
 ingest.close();
 await Promise.all(services.map((s) => s.stop()));
+// Nothing of this run stays on the local broker and database (its figures are in the results file).
+await dropDatabases(infra.mongoUri, [`${prefix}_registry`, `${prefix}_ingest`, `${prefix}_dispatcher`]);
+await deleteTopics(infra.kafkaBrokers, prefix);
 // Each service's log next to the results (bench/results is not tracked), for diagnosis.
 const logDir = path.join(REPO_ROOT, 'bench', 'results', `${prefix}-logs`);
 mkdirSync(logDir, { recursive: true });

@@ -8,7 +8,7 @@ import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import mongoose from 'mongoose';
 import { deliveryV1, endpointsV1, eventsV1 } from '@hookline/proto';
 import { createLogger, type Logger } from '@hookline/service-kit';
-import { infraFromEnv, isolatedServiceEnv, makeTestPki, rpc, TestReceiver, type TestPki } from '@hookline/testing';
+import { deleteTopics, dropDatabases, infraFromEnv, isolatedServiceEnv, makeTestPki, rpc, TestReceiver, type TestPki } from '@hookline/testing';
 import { createApp as createRegistry } from '../../endpoint-registry/src/app';
 import { loadConfig as loadRegistryConfig } from '../../endpoint-registry/src/config';
 import { createApp as createIngest } from '../../event-ingest/src/app';
@@ -44,7 +44,14 @@ export async function startPlatform(prefix: string, dispatcherEnv: Record<string
   const base = { ...isolatedServiceEnv(infra, prefix), GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', LOG_LEVEL: 'silent' };
   const silent = createLogger('test', 'silent');
   const logOf = (service: string) => logFor?.(service) ?? silent;
-  const stops: (() => Promise<void>)[] = [async () => receiver.stop()];
+  // Run in reverse: the databases and topics go last, once nothing writes to them any more.
+  const stops: (() => Promise<void>)[] = [
+    async () => {
+      await dropDatabases(infra.mongoUri, [`${prefix}_registry`, `${prefix}_ingest`, `${prefix}_dispatcher`]);
+      await deleteTopics(infra.kafkaBrokers, prefix);
+    },
+    async () => receiver.stop(),
+  ];
   const stop = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);
   };

@@ -9,7 +9,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import mongoose from 'mongoose';
 import { endpointsV1 } from '@hookline/proto';
 import { createLogger } from '@hookline/service-kit';
-import { infraFromEnv, isolatedServiceEnv, rpc, uniquePrefix, type Infra } from '@hookline/testing';
+import { deleteTopics, infraFromEnv, isolatedServiceEnv, rpc, uniquePrefix, type Infra } from '@hookline/testing';
 import { createApp, type RegistryApp } from '../src/app';
 import { loadConfig, type RegistryConfig } from '../src/config';
 
@@ -91,7 +91,7 @@ export async function startRegistry(options: HarnessOptions = {}): Promise<Regis
       await app.stop();
       if (!options.keepDatabase) await db.dropDatabase().catch(() => undefined);
       await db.close();
-      await deleteTopics(infra, prefix);
+      await deleteTopics(infra.kafkaBrokers, prefix);
     },
   };
 }
@@ -100,18 +100,6 @@ export function testKafka(infra: Infra): Kafka {
   return new Kafka({ clientId: 'endpoint-registry-test', brokers: infra.kafkaBrokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 3, initialRetryTime: 100 } });
 }
 
-async function deleteTopics(infra: Infra, prefix: string): Promise<void> {
-  const admin = testKafka(infra).admin();
-  try {
-    await admin.connect();
-    const mine = (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`));
-    if (mine.length > 0) await admin.deleteTopics({ topics: mine });
-  } catch {
-    // best effort: a leftover test topic is harmless
-  } finally {
-    await admin.disconnect();
-  }
-}
 
 /** Typed promise wrappers for every RPC, each with a deadline (libs/testing rpc()). */
 export function calls(client: endpointsV1.EndpointRegistryServiceClient) {

@@ -9,10 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Kafka, logLevel, type Consumer, type KafkaMessage } from 'kafkajs';
-import mongoose from 'mongoose';
 import { endpointsV1, eventsV1 } from '@hookline/proto';
 import { createLogger } from '@hookline/service-kit';
-import { infraFromEnv, isolatedServiceEnv, rpc, REPO_ROOT, type Infra } from '@hookline/testing';
+import { dropDatabases, infraFromEnv, isolatedServiceEnv, rpc, REPO_ROOT, type Infra } from '@hookline/testing';
+export { deleteTopics } from '@hookline/testing';
 import { createApp as createRegistry, type RegistryApp } from '../../endpoint-registry/src/app';
 import { loadConfig as loadRegistryConfig } from '../../endpoint-registry/src/config';
 import { createApp, type IngestApp } from '../src/app';
@@ -117,20 +117,12 @@ export async function startHarness(prefix: string, options: HarnessOptions = {})
       registryClient.close();
       await h.ingest.stop();
       await h.registry.stop();
-      await dropDatabases(infra, [`${prefix}_ingest`, `${prefix}_registry`]);
+      await dropDatabases(infra.mongoUri, [`${prefix}_ingest`, `${prefix}_registry`]);
     },
   };
   return h;
 }
 
-export async function dropDatabases(infra: Infra, names: string[]): Promise<void> {
-  const conn = await mongoose.createConnection(infra.mongoUri, { serverSelectionTimeoutMS: 5_000 }).asPromise();
-  try {
-    for (const name of names) await conn.useDb(name).dropDatabase().catch(() => undefined);
-  } finally {
-    await conn.close();
-  }
-}
 
 export function testKafka(brokers: string, clientId = 'event-ingest-test'): Kafka {
   return new Kafka({ clientId, brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 3, initialRetryTime: 100 } });
@@ -176,18 +168,6 @@ export async function topicSize(kafka: Kafka, topic: string): Promise<number> {
   }
 }
 
-export async function deleteTopics(kafka: Kafka, prefix: string): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const mine = (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`));
-    if (mine.length > 0) await admin.deleteTopics({ topics: mine });
-  } catch {
-    // best effort: a leftover test topic is harmless
-  } finally {
-    await admin.disconnect();
-  }
-}
 
 export const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v), 'utf8');
 

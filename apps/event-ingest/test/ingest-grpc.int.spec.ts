@@ -48,7 +48,7 @@ describe('EventIngestService (gRPC)', () => {
   afterAll(async () => {
     await events?.stop();
     await h?.stop();
-    if (h) await deleteTopics(kafka(), prefix);
+    if (h) await deleteTopics(h.infra.kafkaBrokers, prefix);
   });
 
   it('publishes an EventRecord carrying the payload byte for byte, after the broker acknowledged', async () => {

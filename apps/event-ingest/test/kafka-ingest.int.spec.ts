@@ -45,7 +45,7 @@ describe('Kafka ingest path (webhooks.ingest.v1 → events / DLQ)', () => {
   afterAll(async () => {
     await Promise.all([events?.stop(), dlq?.stop(), producer?.disconnect(), admin?.disconnect()]);
     await h?.stop();
-    if (h) await deleteTopics(kafka(), prefix);
+    if (h) await deleteTopics(h.infra.kafkaBrokers, prefix);
   });
 
   it('dead-letters poison with the reason, and the valid records behind it flow; restarts resume after the commit', async () => {

@@ -4,3 +4,4 @@ export * from './receiver';
 export * from './processes';
 export * from './rpc';
 export * from './grpcurl';
+export * from './cleanup';
