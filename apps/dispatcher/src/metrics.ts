@@ -17,6 +17,8 @@ export interface DeliveryMetrics {
   endpointDisabled(reason: 'gone' | 'failing'): void;
   /** Latest lag of a partition this replica consumes (records behind the high watermark): on a retry tier, the retries waiting there. */
   consumerLag(topic: string, partition: number, lag: number): void;
+  /** Reads the engine's parked deliveries and open circuits at each scrape. */
+  watchEngine(read: () => { parked: number; openCircuits: number }): void;
 }
 
 export const NO_DELIVERY_METRICS: DeliveryMetrics = {
@@ -25,6 +27,7 @@ export const NO_DELIVERY_METRICS: DeliveryMetrics = {
   retryScheduled: () => undefined,
   endpointDisabled: () => undefined,
   consumerLag: () => undefined,
+  watchEngine: () => undefined,
 };
 
 // Seconds. An attempt is bounded by 10 s; delivery lag spans a first-try success (~ms) to the last
@@ -39,6 +42,10 @@ export function deliveryMetrics(meter: Meter): DeliveryMetrics {
   const retries = meter.createCounter('hookline.retries.scheduled', { description: 'Retries scheduled after a failed attempt' });
   const disabled = meter.createCounter('hookline.endpoints.disabled', { description: 'Endpoints disabled by the dispatcher, by reason (gone: 410, failing: auto-disable)' });
   const consumerLag = meter.createObservableGauge('hookline.consumer.lag', { description: 'Records not yet taken in, per topic and partition this replica owns (as of its last batch): on the events topic, events waiting; on a retry tier topic, retries waiting' });
+
+  // Parked deliveries were taken off their tier, so the tier's consumer lag no longer counts them.
+  const parked = meter.createObservableGauge('hookline.deliveries.parked', { description: 'Retries of endpoints whose circuit is open, waiting in this replica\'s memory for a probe to succeed (their tier records uncommitted)' });
+  const openCircuits = meter.createObservableGauge('hookline.circuits.open', { description: 'Endpoints whose circuit is open on this replica (one probe attempt per BREAKER_PROBE_MS)' });
 
   const lags = new Map<string, { attrs: Attributes; lag: number }>();
   consumerLag.addCallback((r: ObservableResult) => {
@@ -56,6 +63,10 @@ export function deliveryMetrics(meter: Meter): DeliveryMetrics {
     endpointDisabled: (reason) => disabled.add(1, { reason }),
     consumerLag(topic, partition, value) {
       lags.set(`${topic}/${partition}`, { attrs: { topic, partition }, lag: value });
+    },
+    watchEngine(read) {
+      parked.addCallback((r) => r.observe(read().parked));
+      openCircuits.addCallback((r) => r.observe(read().openCircuits));
     },
   };
 }

@@ -173,6 +173,9 @@ describe('telemetry', () => {
     // Consumer lag per topic and partition: the events topic, and a retry tier (the retries waiting there).
     expect(after.text).toMatch(/^hookline_consumer_lag\{[^}]*partition="\d+"[^}]*\} \d+/m);
     expect(after.text).toMatch(/^hookline_consumer_lag\{[^}]*topic="[^"]*\.retry\.[^"]*"[^}]*\} \d+/m);
+    // Retries parked behind open circuits (none here: 2 failures in a row open no circuit).
+    expect(after.text).toMatch(/^hookline_deliveries_parked(\{[^}]*\})? 0$/m);
+    expect(after.text).toMatch(/^hookline_circuits_open(\{[^}]*\})? 0$/m);
   });
 
   it('no log line of any service carries a secret, a signature or a payload', async () => {
