@@ -51,6 +51,10 @@ export interface DispatcherConfig extends ServiceSettings {
   breakerFailures: number;
   /** Probe interval of an endpoint whose circuit is open. Default 1 s. */
   breakerProbeMs: number;
+  /** Retries of open-circuit endpoints parked in memory per replica (0: never park). Default 20,000 (~30 MB at 1 KiB payloads). */
+  maxParked: number;
+  /** Longest a retry stays parked (its tier record uncommitted) before it goes back to a tier. Default 60 s. */
+  parkMaxMs: number;
   /** Kafka consumer session: how long a replica that died silently (SIGKILL) keeps its partitions. Default 30 s. */
   sessionTimeoutMs: number;
   /** SIGTERM to exit: in-flight attempts get what is left after the gRPC server and consumer stop. Default 20 s (runMain kills at 25 s). */
@@ -102,6 +106,8 @@ export function loadConfig(env: Record<string, string | undefined>): DispatcherC
     spillAfterMs: r.int('SPILL_AFTER_MS', 2_000, { min: 100, max: 60_000 }),
     breakerFailures: r.int('BREAKER_FAILURES', 20, { min: 0, max: 100_000 }),
     breakerProbeMs: r.int('BREAKER_PROBE_MS', 1_000, { min: 100, max: 600_000 }),
+    maxParked: r.int('MAX_PARKED', 20_000, { min: 0, max: 1_000_000 }),
+    parkMaxMs: r.int('PARK_MAX_SECONDS', 60, { min: 1, max: 3_600 }) * 1000,
     sessionTimeoutMs: r.int('KAFKA_SESSION_TIMEOUT_MS', 30_000, { min: 6_000, max: 300_000 }),
     shutdownDeadlineMs: r.int('SHUTDOWN_DEADLINE_MS', 20_000, { min: 1_000, max: 24_000 }),
   };

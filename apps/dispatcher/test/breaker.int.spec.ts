@@ -1,7 +1,9 @@
 // The circuit breaker against the real broker and database: an endpoint that fails every attempt
 // gets probes, not a retry storm; its waiting deliveries are parked in memory; once it answers
-// again every delivery goes through, once, whether its park is fed at once or was handed back to
-// the tiers by a graceful stop and taken by the next replica.
+// again every delivery goes through, once, whether its park is fed at once, was handed back to
+// the tiers by a graceful stop and taken by the next replica, or went back to a tier after
+// PARK_MAX_SECONDS and was parked again.
+import { Writable } from 'node:stream';
 import { createLogger } from '@hookline/service-kit';
 import { eventually, uniquePrefix } from '@hookline/testing';
 import { createApp as createDispatcher } from '../src/app';
@@ -88,6 +90,36 @@ describe('circuit breaker per endpoint', () => {
     const next = createDispatcher(loadConfig(p.env), createLogger('test', 'silent'), { ca: [p.pki.ca] });
     stops.push(() => next.stop());
     await next.start();
+    await down.deliveredOnce(40_000);
+  });
+});
+
+describe('deliveries parked longer than PARK_MAX_SECONDS', () => {
+  const prefix = uniquePrefix('pkx');
+  let p: Platform;
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString());
+      cb();
+    },
+  });
+
+  beforeAll(async () => {
+    p = await startPlatform(prefix, { ...BREAKER_ENV, PARK_MAX_SECONDS: '2' }, undefined, (service) => createLogger(service, service === 'dispatcher' ? 'info' : 'silent', sink));
+  });
+
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  it('go back to a tier, are parked again, and are delivered once each when the endpoint answers', async () => {
+    const down = await downEndpoint(p, '/expire', 20);
+    const backToTier = () => lines.filter((l) => l.includes('parked longer than the park allows')).length;
+    await eventually(() => (backToTier() >= 2 ? true : undefined), 30_000, 'parked deliveries to go back to a tier twice');
+    // A round trip through a tier (a 5 s postponement) brings them back to the park.
+    await eventually(() => (p.dispatcher.engine!.load.parked >= 15 ? true : undefined), 20_000, 'the deliveries to be parked again');
+    down.recover();
     await down.deliveredOnce(40_000);
   });
 });
