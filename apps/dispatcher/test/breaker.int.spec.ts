@@ -64,12 +64,17 @@ describe('circuit breaker per endpoint', () => {
 
   it('after 3 failures in a row an endpoint gets one probe a second; when it answers, every delivery arrives once', async () => {
     const down = await downEndpoint(p, '/down', 30);
-    await eventually(() => (p.receiver.on('/down').length >= 3 ? true : undefined), 15_000, 'the first failures');
+    await eventually(() => (p.dispatcher.engine!.breakers.open === 1 ? true : undefined), 15_000, 'the circuit to open');
+    // Counted from just after it opened: first attempts already under way then (several at once
+    // when intake takes a few events together, as on a loaded CI box) still arrive.
+    await new Promise((r) => setTimeout(r, 500));
     const openedAt = Date.now();
+    const atOpen = p.receiver.on('/down').length;
     await new Promise((r) => setTimeout(r, 5_000));
-    const duringOutage = p.receiver.on('/down').length;
-    // 3 to open it, then about one probe per second (per replica; this platform has one).
-    expect(duringOutage).toBeLessThanOrEqual(3 + Math.ceil((Date.now() - openedAt) / 1000) + 3);
+    const probes = p.receiver.on('/down').length - atOpen;
+    // About one probe per second (per replica; this platform has one), taken from the park.
+    expect(probes).toBeLessThanOrEqual(Math.ceil((Date.now() - openedAt) / 1000) + 1);
+    expect(probes).toBeGreaterThanOrEqual(2);
     expect(p.dispatcher.engine!.breakers.open).toBe(1);
     // Their retries wait parked in memory (read from their tier once), not cycling through a tier.
     await eventually(() => (p.dispatcher.engine!.load.parked >= 25 ? true : undefined), 10_000, 'the waiting deliveries to be parked');
