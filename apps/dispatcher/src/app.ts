@@ -4,7 +4,7 @@ import { deliveryV1, endpointsV1 } from '@hookline/proto';
 import { metrics } from '@opentelemetry/api';
 import { createLogger, exitOnFatal, grpcClientArgs, GrpcServer, Lifecycle, Readiness, timeOrderedId, connectMongo, serve, type Logger } from '@hookline/service-kit';
 import { allTopics, createKafka, createProducer, ensureTopicsOn, isRebalanceError, watchConsumer } from '@hookline/kafka';
-import type { Consumer } from 'kafkajs';
+import type { Consumer, ConsumerRunConfig } from 'kafkajs';
 import { currentTelemetry } from '@hookline/telemetry';
 import { AllowList } from '@hookline/url-policy';
 import type { DispatcherConfig } from './config';
@@ -145,10 +145,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       // Endpoint changes: drop cached subscribers of the workspace. A private group per replica
       // (every replica must see every change), starting from the latest record.
       const changes = kafka.consumer({ groupId: `${config.consumerGroup}-changes-${owner}`, sessionTimeout: 30_000, maxWaitTimeInMs: 1_000 });
-      life.defer('changes consumer', () => changes.disconnect());
-      await changes.connect();
-      await changes.subscribe({ topic: config.kafka.topics.endpointChanges.name, fromBeginning: false });
-      await changes.run({
+      const changesRun: ConsumerRunConfig = {
         eachMessage: async ({ message }) => {
           if (!message.value) return;
           try {
@@ -157,16 +154,25 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
             log.warn({ err }, 'undecodable endpoint change skipped');
           }
         },
+      };
+      const onFatal = overrides.onFatal ?? exitOnFatal(log);
+      const changesWatch = watchConsumer(changes, readiness, 'kafka changes consumer', { onFatal, rerun: () => changes.run(changesRun), log });
+      life.defer('changes consumer', () => {
+        changesWatch.close();
+        return changes.disconnect();
       });
+      await changes.connect();
+      await changes.subscribe({ topic: config.kafka.topics.endpointChanges.name, fromBeginning: false });
+      await changes.run(changesRun);
 
       // Two consumer groups, both committing from the engine's trackers (records whose tasks are
       // all settled), never from the batch: a batch is done once its tasks are queued.
       // maxWaitTimeInMs 1 s (kafkajs default 5 s): a stop waits for the fetch in progress, and the
       // shutdown deadline is better spent on in-flight attempts.
-      // Retries outlast a broker restart (~80 s in all, 10 s apart at most): with the client's
-      // default (~20 s) a broker that took 30 s to come back ended the consumers with "Failed to
-      // find group coordinator", which kafkajs does not restart (the process then exits to be
-      // restarted: crash-only, but a restart costs a rebalance of both groups).
+      // Retries outlast a broker restart (~80 s in all, 10 s apart at most). A consumer that
+      // rejoins before its coordinator is back still ends with "Failed to find group coordinator",
+      // which kafkajs does not restart from: watchConsumer runs it again in-process (an exit would
+      // cost a rebalance of both groups and the parked retries).
       const consumerOptions = {
         sessionTimeout: config.sessionTimeoutMs,
         heartbeatInterval: Math.min(3_000, Math.floor(config.sessionTimeoutMs / 3)),
@@ -179,11 +185,13 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       const committers = [committer(events, eng.eventOffsets, log), committer(retries, eng.taskOffsets, log)];
       const timer = setInterval(() => committers.forEach((c) => void c()), COMMIT_INTERVAL_MS);
       const resumes = new Set<NodeJS.Timeout>();
+      const runs = new Map<Consumer, ConsumerRunConfig>();
+      const watches: { close(): void }[] = [];
       for (const [consumer, offsets, name] of [
         [events, eng.eventOffsets, 'kafka events consumer'],
         [retries, eng.taskOffsets, 'kafka retry consumer'],
       ] as const) {
-        watchConsumer(consumer, readiness, name, overrides.onFatal ?? exitOnFatal(log));
+        watches.push(watchConsumer(consumer, readiness, name, { onFatal, rerun: () => consumer.run(runs.get(consumer)), log }));
         consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => offsets.retain(payload.memberAssignment));
         if (consumer === events) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => retention.setActive((payload.memberAssignment[config.kafka.topics.events.name] ?? []).includes(0)));
         if (consumer === retries) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => eng.retainParked(payload.memberAssignment));
@@ -191,7 +199,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       }
       await events.subscribe({ topic: config.kafka.topics.events.name, fromBeginning: true });
       await retries.subscribe({ topics: tiers.topics, fromBeginning: true });
-      await events.run({
+      runs.set(events, {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 4,
@@ -207,7 +215,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
           }
         },
       });
-      await retries.run({
+      runs.set(retries, {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 4,
@@ -233,6 +241,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
           }
         },
       });
+      for (const c of [events, retries]) await c.run(runs.get(c));
       // One step, in this order: no more fetches; the engine settles what it holds (finishing or
       // handing to the tiers); the final offsets are committed while the consumers are still
       // members (kafkajs drops commits once it stops); then they leave their groups.
@@ -245,6 +254,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
             log.info({ err }, 'consumer not running; nothing to pause');
           }
         }
+        for (const w of watches) w.close();
         for (const t of resumes) clearTimeout(t);
         await eng.stop(Math.max(stopDeadline - Date.now() - 2_000, 500), config.attemptTimeoutMs);
         clearInterval(timer);

@@ -91,9 +91,13 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
           log.child({ component: 'kafka-ingest' }),
           counters,
         );
-        life.defer('kafka ingest consumer', () => ingest.stop());
+        let watch: { close(): void } | undefined;
+        life.defer('kafka ingest consumer', () => {
+          watch?.close();
+          return ingest.stop();
+        });
         await ingest.start();
-        watchConsumer(ingest.kafkaConsumer!, readiness, 'kafka ingest consumer', overrides.onFatal ?? exitOnFatal(log));
+        watch = watchConsumer(ingest.kafkaConsumer!, readiness, 'kafka ingest consumer', { onFatal: overrides.onFatal ?? exitOnFatal(log), rerun: () => ingest.run(), log });
       }
 
       const server = new GrpcServer(log);

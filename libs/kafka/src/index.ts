@@ -238,21 +238,76 @@ export function allTopics(settings: KafkaSettings): TopicSpec[] {
 /** What a consumer's readiness needs (kafkajs Consumer). */
 type ConsumerEvents = Pick<Consumer, 'on' | 'events'>;
 
+export interface ConsumerWatch {
+  /** Called when the consumer is down for good; the caller ends the process (crash-only). */
+  onFatal?: (error: Error) => void;
+  /**
+   * Starts the consumer again (its `run(...)` with the same handlers). Given, a consumer that lost
+   * its group coordinator is started again in-process instead of being fatal (see below).
+   */
+  rerun?: () => Promise<void>;
+  /** How long a streak of lost-coordinator crashes is re-run before it is fatal. Default 5 min. */
+  rerunForMs?: number;
+  log?: Pick<Logger, 'warn'>;
+}
+
 /**
  * NOT_SERVING while a consumer is out of its group: it crashed (kafkajs restarts it after lost
  * brokers or coordinator errors) or disconnected; SERVING again once it has rejoined and fetches.
+ *
+ * kafkajs restarts a consumer only after retriable errors, and "Failed to find group coordinator"
+ * is not one (kafkajs issue 1630): it is what a consumer that rejoins while its only broker is
+ * still restarting, or whose coordinator is still loading, gets. With `rerun`, such a consumer is
+ * started again in-process, 1 s then up to 10 s apart, for `rerunForMs`; any other crash
+ * kafkajs does not restart is fatal at once. Close the watch before disconnecting the consumer.
  */
-export function watchConsumer(consumer: ConsumerEvents, readiness: Readiness, dep: string, onFatal?: (error: Error) => void): void {
+export function watchConsumer(consumer: ConsumerEvents, readiness: Readiness, dep: string, watch: ConsumerWatch = {}): { close(): void } {
+  let streakSince: number | undefined;
+  let reruns = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
   consumer.on(consumer.events.CRASH, (e) => {
-    readiness.markDown(dep, `consumer crashed: ${e.payload.error.name}${e.payload.restart ? '; restarting' : ''}`);
-    // kafkajs restarts a consumer only after retriable errors; after any other it stays down for
-    // good while the process looks alive. Crash-only: let the caller end the process so the
-    // orchestrator starts a fresh one (its partitions move to the other replicas meanwhile).
-    if (!e.payload.restart) onFatal?.(e.payload.error);
+    const error = e.payload.error;
+    readiness.markDown(dep, `consumer crashed: ${error.name}${e.payload.restart ? '; restarting' : ''}`);
+    if (e.payload.restart || closed) return;
+    const now = Date.now();
+    streakSince ??= now;
+    if (watch.rerun && isCoordinatorLost(error) && now - streakSince < (watch.rerunForMs ?? 5 * 60_000)) {
+      const delay = Math.min(1_000 * 2 ** reruns++, 10_000);
+      watch.log?.warn({ dep, delayMs: delay, reruns }, 'consumer lost its group coordinator; starting it again');
+      timer = setTimeout(() => {
+        timer = undefined;
+        if (closed) return;
+        watch.rerun!().catch((err: unknown) => watch.onFatal?.(err instanceof Error ? err : new Error(String(err))));
+      }, delay);
+      return;
+    }
+    // Any other error kafkajs will not restart leaves the consumer down for good while the process
+    // looks alive. Crash-only: the caller ends the process so the orchestrator starts a fresh one
+    // (its partitions move to the other replicas meanwhile).
+    watch.onFatal?.(error);
   });
   consumer.on(consumer.events.DISCONNECT, () => readiness.markDown(dep, 'consumer disconnected'));
-  consumer.on(consumer.events.GROUP_JOIN, () => readiness.markUp(dep));
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    streakSince = undefined;
+    reruns = 0;
+    readiness.markUp(dep);
+  });
   consumer.on(consumer.events.FETCH_START, () => readiness.markUp(dep));
+  return {
+    close: () => {
+      closed = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** kafkajs' KafkaJSGroupCoordinatorNotFound, also as the cause of a wrapping error. */
+export function isCoordinatorLost(err: unknown): boolean {
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = (e as { cause?: unknown }).cause, i++) {
+    if (e.name === 'KafkaJSGroupCoordinatorNotFound' || /failed to find group coordinator/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 /**

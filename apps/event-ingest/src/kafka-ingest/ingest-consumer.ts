@@ -68,13 +68,18 @@ export class KafkaIngestConsumer {
     // A new group starts at the beginning: records written before the first deployment (or while
     // every replica was down) are ingested, not skipped.
     await consumer.subscribe({ topic: this.options.topic, fromBeginning: true });
-    await consumer.run({
+    await this.run();
+    this.log.info({ topic: this.options.topic, group: this.options.groupId, dlq: this.options.dlqTopic }, 'kafka ingest consumer running');
+  }
+
+  /** Runs the started consumer (again, after a crash kafkajs does not restart from). */
+  run(): Promise<void> {
+    return this.consumer!.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 4,
       eachBatch: (payload) => this.eachBatch(payload),
     });
-    this.log.info({ topic: this.options.topic, group: this.options.groupId, dlq: this.options.dlqTopic }, 'kafka ingest consumer running');
   }
 
   /** The kafkajs consumer once started (readiness watches its events). */
