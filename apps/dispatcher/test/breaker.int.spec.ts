@@ -1,8 +1,8 @@
 // The circuit breaker against the real broker and database: an endpoint that fails every attempt
 // gets probes, not a retry storm; its waiting deliveries are parked in memory; once it answers
 // again every delivery goes through, once, whether its park is fed at once, was handed back to
-// the tiers by a graceful stop and taken by the next replica, or went back to a tier after
-// PARK_MAX_SECONDS and was parked again.
+// the tiers by a graceful stop and taken by the next replica, moved to another replica with its
+// tier partition, or went back to a tier after PARK_MAX_SECONDS and was parked again.
 import { Writable } from 'node:stream';
 import { createLogger } from '@hookline/service-kit';
 import { eventually, uniquePrefix } from '@hookline/testing';
@@ -95,6 +95,38 @@ describe('circuit breaker per endpoint', () => {
     const next = createDispatcher(loadConfig(p.env), createLogger('test', 'silent'), { ca: [p.pki.ca] });
     stops.push(() => next.stop());
     await next.start();
+    await down.deliveredOnce(40_000);
+  });
+});
+
+describe('parked deliveries whose tier partition moves to another replica', () => {
+  const prefix = uniquePrefix('pkm');
+  let p: Platform;
+  const stops: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    p = await startPlatform(prefix, BREAKER_ENV);
+  });
+
+  afterAll(async () => {
+    for (const stop of stops) await stop().catch(() => undefined);
+    await p?.stop();
+  });
+
+  it('are dropped by the old owner and delivered once by the new one', async () => {
+    const down = await downEndpoint(p, '/moved', 20);
+    const first = p.dispatcher.engine!;
+    await eventually(() => (first.load.parked >= 15 ? true : undefined), 20_000, 'the waiting deliveries to be parked');
+    // A second replica joins: the rebalance gives it part of the tier's partitions (2 per tier
+    // here; the deliveries are keyed over both). It reads their records again, from the last
+    // commit, and parks them in its turn; the first replica must let go of its copies, or both
+    // would deliver them when the endpoint answers.
+    const next = createDispatcher(loadConfig(p.env), createLogger('test', 'silent'), { ca: [p.pki.ca] });
+    stops.push(() => next.stop());
+    await next.start();
+    await eventually(() => (next.engine!.load.parked > 0 ? true : undefined), 30_000, 'the new replica to park the deliveries of the partitions it took');
+    expect(first.load.parked).toBeLessThan(20);
+    down.recover();
     await down.deliveredOnce(40_000);
   });
 });

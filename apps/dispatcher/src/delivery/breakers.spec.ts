@@ -1,4 +1,4 @@
-import { Breakers } from './engine';
+import { Breakers, supersededIn } from './engine';
 
 describe('Breakers', () => {
   it('opens after the threshold of failures in a row, then allows one probe per interval until a success', () => {
@@ -35,5 +35,19 @@ describe('Breakers', () => {
     const off = new Breakers(0, 1_000);
     for (let i = 0; i < 100; i++) off.record('c', false, 0);
     expect(off.allow('c', 0)).toBe(true);
+  });
+});
+
+describe('supersededIn', () => {
+  const t = (deliveryId: string, attemptsMade: number) => ({ deliveryId, task: { attemptsMade } });
+
+  it('keeps the latest attempt of each delivery in a chunk', () => {
+    const chunk = [t('a', 1), t('b', 1), t('a', 2), t('a', 4), t('a', 3), t('c', 0)];
+    const superseded = supersededIn(chunk);
+    expect([...superseded]).toEqual([chunk[0], chunk[2], chunk[4]]);
+  });
+
+  it('supersedes nothing when every delivery comes once', () => {
+    expect(supersededIn([t('a', 1), t('b', 1)]).size).toBe(0);
   });
 });

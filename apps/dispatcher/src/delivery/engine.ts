@@ -420,11 +420,13 @@ export class DeliveryEngine {
     const due = [...jobsByOffset.values()].flat().filter((j) => !hopping.has(j));
     const delivered = await whileBeating(this.deliveredAmong(due.filter((j) => j.task.verify)), heartbeat);
     this.register(this.taskOffsets, topic, partition, fresh, jobsByOffset);
+    const superseded = supersededIn(due);
+    for (const j of superseded) j.settle();
     if (hops.length > 0) await this.defer(hops);
     if (delivered.size > 0) this.log.debug({ deliveries: delivered.size, topic, partition }, 'tasks to verify delivered already: dropped');
     for (const j of delivered) j.settle();
     await this.enqueue(
-      due.filter((j) => !delivered.has(j)),
+      due.filter((j) => !delivered.has(j) && !superseded.has(j)),
       heartbeat,
     );
     return resumeAt === undefined ? { taken } : { taken, resumeAt };
@@ -527,7 +529,7 @@ export class DeliveryEngine {
     for (const j of jobs) {
       // The same attempt of the same delivery held or parked already (a manual retry or a record
       // read again while it waits here): it runs once.
-      if (this.held.has(j.key) || this.parking.has(j.key)) {
+      if (this.held.has(j.key) || this.parking.covers(j)) {
         j.settle();
         continue;
       }
@@ -535,7 +537,7 @@ export class DeliveryEngine {
         // The circuit is open: a tier task waits in memory for the probe that closes it (its
         // record stays uncommitted); a first attempt, or a task the park has no room for, goes to
         // a tier first (its events record must not wait for an endpoint's recovery).
-        if (!(j.fromTier && this.parking.park(j, Date.now()))) postponed.push(j);
+        if (!(j.fromTier && this.park(j))) postponed.push(j);
         continue;
       }
       let queued = !this.stopped && this.queue.push(j);
@@ -613,7 +615,7 @@ export class DeliveryEngine {
       else if (this.queue.push(probe)) {
         probe.queuedAt = now;
         this.hold(probe);
-      } else if (!this.parking.park(probe, now)) await this.postpone([probe]);
+      } else if (!this.park(probe)) await this.postpone([probe]);
     }
     const expired = this.parking.takeOlderThan(this.parkMaxMs, now);
     if (expired.length > 0) {
@@ -648,12 +650,28 @@ export class DeliveryEngine {
       while (!this.stopped && !this.queue.push(j)) await this.queue.waitForEndpointRoom(endpointKey, 1_000);
       if (this.stopped) {
         // Not queued: stop() hands the park and the queue back; this one goes with them.
-        if (!this.parking.park(j, Date.now())) await this.postpone([j]);
+        if (!this.park(j)) await this.postpone([j]);
         return;
       }
       j.queuedAt = Date.now();
       this.hold(j);
     }
+  }
+
+  /**
+   * Parks a tier task; false when the park has no room (the caller sends it back to a tier). A
+   * task of a delivery parked at the same or a later attempt is settled at once, and so is the
+   * parked task a later attempt replaces: the parked one holds their place.
+   */
+  private park(j: Job): boolean {
+    const r = this.parking.park(j, Date.now());
+    if (!r.parked) {
+      if (r.why === 'full') return false;
+      j.settle();
+      return true;
+    }
+    r.superseded?.settle();
+    return true;
   }
 
   /** After a rebalance: parked tasks of tier partitions this replica no longer owns are their new owner's (it reads them again). */
@@ -821,4 +839,19 @@ class RecentIds {
     if (this.ids.size > this.max) this.ids.delete(this.ids.values().next().value!);
     return false;
   }
+}
+
+/**
+ * Tasks of a chunk that a later attempt of the same delivery in the same chunk supersedes. A
+ * delivery's records sit in its partition in attempt order, and the earlier ones are read again
+ * when a commit point waited behind them (a rebalance after a parked outage re-read one delivery's
+ * record of every failed probe): the latest is the one that counts.
+ */
+export function supersededIn<J extends { deliveryId: string; task: { attemptsMade: number } }>(jobs: J[]): Set<J> {
+  const latest = new Map<string, J>();
+  for (const j of jobs) {
+    const l = latest.get(j.deliveryId);
+    if (!l || j.task.attemptsMade >= l.task.attemptsMade) latest.set(j.deliveryId, j);
+  }
+  return new Set(latest.size === jobs.length ? [] : jobs.filter((j) => latest.get(j.deliveryId) !== j));
 }

@@ -1,25 +1,33 @@
 import { Parking, type Parkable } from './parking';
 
-const job = (endpointKey: string, n: number, source = 'webhooks.retry.5s.v1/0'): Parkable => ({ endpointKey, key: `evt_${n}|${endpointKey}#1`, source });
+const job = (endpointKey: string, n: number, source = 'webhooks.retry.5s.v1/0', attemptsMade = 1): Parkable & { key: string } => ({
+  endpointKey,
+  deliveryId: `evt_${n}|${endpointKey}`,
+  key: `evt_${n}|${endpointKey}#${attemptsMade}`,
+  task: { attemptsMade },
+  source,
+});
+
+type J = ReturnType<typeof job>;
 
 describe('Parking', () => {
   it('parks each attempt once, up to its capacity', () => {
-    const p = new Parking(2);
-    expect(p.park(job('a', 1), 0)).toBe(true);
-    expect(p.park(job('a', 1), 0)).toBe(false);
-    expect(p.park(job('b', 2), 0)).toBe(true);
-    expect(p.park(job('b', 3), 0)).toBe(false);
+    const p = new Parking<J>(2);
+    expect(p.park(job('a', 1), 0)).toEqual({ parked: true });
+    expect(p.park(job('a', 1), 0)).toEqual({ parked: false, why: 'covered' });
+    expect(p.park(job('b', 2), 0)).toEqual({ parked: true });
+    expect(p.park(job('b', 3), 0)).toEqual({ parked: false, why: 'full' });
     expect(p.size).toBe(2);
-    expect(p.has(job('a', 1).key)).toBe(true);
+    expect(p.covers(job('a', 1))).toBe(true);
     expect(p.endpoints().sort()).toEqual(['a', 'b']);
   });
 
   it('hands an endpoint its tasks oldest first, and forgets the endpoint once empty', () => {
-    const p = new Parking(10);
+    const p = new Parking<J>(10);
     p.park(job('a', 1), 0);
     p.park(job('a', 2), 1);
     expect(p.takeOne('a')?.key).toBe(job('a', 1).key);
-    expect(p.has(job('a', 1).key)).toBe(false);
+    expect(p.covers(job('a', 1))).toBe(false);
     expect(p.takeOne('a')?.key).toBe(job('a', 2).key);
     expect(p.takeOne('a')).toBeUndefined();
     expect(p.hasEndpoint('a')).toBe(false);
@@ -27,7 +35,7 @@ describe('Parking', () => {
   });
 
   it('gives back what was parked too long, and only that', () => {
-    const p = new Parking(10);
+    const p = new Parking<J>(10);
     p.park(job('a', 1), 0);
     p.park(job('b', 2), 500);
     p.park(job('a', 3), 1_000);
@@ -35,11 +43,11 @@ describe('Parking', () => {
     expect(p.size).toBe(1);
     expect(p.endpoints()).toEqual(['a']);
     // Room again for what was given back.
-    expect(p.park(job('a', 1), 1_300)).toBe(true);
+    expect(p.park(job('a', 1), 1_300)).toEqual({ parked: true });
   });
 
   it('gives back the tasks of partitions this replica no longer owns', () => {
-    const p = new Parking(10);
+    const p = new Parking<J>(10);
     p.park(job('a', 1, 't/0'), 0);
     p.park(job('a', 2, 't/1'), 0);
     p.park(job('b', 3, 't/2'), 0);
@@ -49,7 +57,7 @@ describe('Parking', () => {
   });
 
   it('keeps order and every task through many takes (the line compacts as it goes)', () => {
-    const p = new Parking(5_000);
+    const p = new Parking<J>(5_000);
     for (let i = 0; i < 3_000; i++) p.park(job('a', i), i);
     const taken: string[] = [];
     for (let i = 0; i < 2_500; i++) taken.push(p.takeOne('a')!.key);
@@ -60,5 +68,21 @@ describe('Parking', () => {
     expect(p.takeOne('a')!.key).toBe(job('a', 2_590).key);
     expect(p.takeAll()).toHaveLength(409);
     expect(p.hasEndpoint('a')).toBe(false);
+  });
+
+  it('holds one task per delivery, its latest attempt, in the place and age of the first', () => {
+    const p = new Parking<J>(10);
+    p.park(job('a', 1, 't/0', 3), 0);
+    p.park(job('a', 2), 10);
+    // An earlier attempt (a record read again) is covered; a later one takes the place.
+    expect(p.covers(job('a', 1, 't/0', 2))).toBe(true);
+    expect(p.covers(job('a', 1, 't/0', 4))).toBe(false);
+    expect(p.park(job('a', 1, 't/0', 2), 20)).toEqual({ parked: false, why: 'covered' });
+    const r = p.park(job('a', 1, 't/0', 5), 30);
+    expect(r.parked && r.superseded?.task.attemptsMade).toBe(3);
+    expect(p.size).toBe(2);
+    expect(p.takeOlderThan(5, 6).map((j) => j.task.attemptsMade)).toEqual([5]);
+    expect(p.takeOne('a')?.deliveryId).toBe(job('a', 2).deliveryId);
+    expect(p.size).toBe(0);
   });
 });

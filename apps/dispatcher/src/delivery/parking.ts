@@ -14,8 +14,9 @@
 
 export interface Parkable {
   endpointKey: string;
-  /** One attempt of one delivery: a task parked twice is parked once. */
-  key: string;
+  /** The park holds one task per delivery: its latest attempt. */
+  deliveryId: string;
+  task: { attemptsMade: number };
   /** Tier partition the task's record came from (`topic/partition`). */
   source?: string;
 }
@@ -31,9 +32,17 @@ interface Line<T> {
   head: number;
 }
 
+/**
+ * What park() did. `covered`: a task of the same delivery at the same or a later attempt is parked
+ * (this one is a record read again, or superseded); `full`: no room. `superseded`: the parked task
+ * this one replaced, an earlier attempt of the same delivery. Covered and superseded tasks are
+ * settled by the caller: the parked one holds their place.
+ */
+export type Parked<T> = { parked: true; superseded?: T } | { parked: false; why: 'covered' | 'full' };
+
 export class Parking<T extends Parkable> {
   private readonly byEndpoint = new Map<string, Line<T>>();
-  private readonly keys = new Set<string>();
+  private readonly byDelivery = new Map<string, Entry<T>>();
 
   constructor(
     /** Most tasks parked at once on this replica; beyond it the engine postpones to a tier. */
@@ -41,11 +50,13 @@ export class Parking<T extends Parkable> {
   ) {}
 
   get size(): number {
-    return this.keys.size;
+    return this.byDelivery.size;
   }
 
-  has(key: string): boolean {
-    return this.keys.has(key);
+  /** A task of this delivery at this attempt or a later one is parked. */
+  covers(job: Parkable): boolean {
+    const parked = this.byDelivery.get(job.deliveryId);
+    return parked !== undefined && parked.job.task.attemptsMade >= job.task.attemptsMade;
   }
 
   hasEndpoint(endpointKey: string): boolean {
@@ -57,14 +68,29 @@ export class Parking<T extends Parkable> {
     return [...this.byEndpoint.keys()];
   }
 
-  /** False when the park is full or the task is parked already (the caller decides what else to do). */
-  park(job: T, now: number): boolean {
-    if (this.keys.size >= this.capacity || this.keys.has(job.key)) return false;
+  /**
+   * Parks a task, once per delivery. Records of one delivery's earlier attempts are read again
+   * after a rebalance (the partition's commit point waits for the oldest parked task): a dead
+   * endpoint's probe made a new record every second, and the replica that took the partition
+   * parked each of them and delivered the same event five times once the endpoint answered.
+   */
+  park(job: T, now: number): Parked<T> {
+    const parked = this.byDelivery.get(job.deliveryId);
+    if (parked) {
+      if (parked.job.task.attemptsMade >= job.task.attemptsMade) return { parked: false, why: 'covered' };
+      // Its place in the line, and its age: the line's order stays, and the newer record is held
+      // no longer than the older one would have been.
+      const superseded = parked.job;
+      parked.job = job;
+      return { parked: true, superseded };
+    }
+    if (this.byDelivery.size >= this.capacity) return { parked: false, why: 'full' };
+    const entry = { job, at: now };
     const line = this.byEndpoint.get(job.endpointKey);
-    if (line) line.entries.push({ job, at: now });
-    else this.byEndpoint.set(job.endpointKey, { entries: [{ job, at: now }], head: 0 });
-    this.keys.add(job.key);
-    return true;
+    if (line) line.entries.push(entry);
+    else this.byEndpoint.set(job.endpointKey, { entries: [entry], head: 0 });
+    this.byDelivery.set(job.deliveryId, entry);
+    return { parked: true };
   }
 
   /** Takes the oldest parked task of an endpoint (a probe, or the next to feed), if any. */
@@ -77,7 +103,7 @@ export class Parking<T extends Parkable> {
       line.entries = line.entries.slice(line.head);
       line.head = 0;
     }
-    this.keys.delete(first.job.key);
+    this.byDelivery.delete(first.job.deliveryId);
     return first.job;
   }
 
@@ -104,7 +130,7 @@ export class Parking<T extends Parkable> {
         if (!match(e)) keep.push(e);
         else {
           out.push(e.job);
-          this.keys.delete(e.job.key);
+          this.byDelivery.delete(e.job.deliveryId);
         }
       }
       if (keep.length === 0) this.byEndpoint.delete(endpoint);
