@@ -96,8 +96,9 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
           watch?.close();
           return ingest.stop();
         });
-        await ingest.start();
-        watch = watchConsumer(ingest.kafkaConsumer!, readiness, 'kafka ingest consumer', { onFatal: overrides.onFatal ?? exitOnFatal(log), rerun: () => ingest.run(), log });
+        await ingest.start((consumer) => {
+          watch = watchConsumer(consumer, readiness, 'kafka ingest consumer', { onFatal: overrides.onFatal ?? exitOnFatal(log), rerun: () => ingest.run(), log });
+        });
       }
 
       const server = new GrpcServer(log);

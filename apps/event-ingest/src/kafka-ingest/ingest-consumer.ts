@@ -61,9 +61,11 @@ export class KafkaIngestConsumer {
     this.backoff = options.backoffMs ?? { min: 200, max: 5_000 };
   }
 
-  async start(): Promise<void> {
+  /** `watch` sees the consumer before it runs (a crash of its first join is reported too). */
+  async start(watch?: (consumer: Consumer) => void): Promise<void> {
     const consumer = this.kafka.consumer({ groupId: this.options.groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000, allowAutoTopicCreation: false });
     this.consumer = consumer;
+    watch?.(consumer);
     await consumer.connect();
     // A new group starts at the beginning: records written before the first deployment (or while
     // every replica was down) are ingested, not skipped.
@@ -80,11 +82,6 @@ export class KafkaIngestConsumer {
       partitionsConsumedConcurrently: 4,
       eachBatch: (payload) => this.eachBatch(payload),
     });
-  }
-
-  /** The kafkajs consumer once started (readiness watches its events). */
-  get kafkaConsumer(): Consumer | undefined {
-    return this.consumer;
   }
 
   async stop(): Promise<void> {
