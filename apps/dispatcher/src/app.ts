@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { deliveryV1, endpointsV1 } from '@hookline/proto';
 import { metrics } from '@opentelemetry/api';
 import { createLogger, exitOnFatal, grpcClientArgs, GrpcServer, Lifecycle, Readiness, timeOrderedId, connectMongo, serve, type Logger } from '@hookline/service-kit';
-import { allTopics, createKafka, createProducer, ensureTopicsOn, isRebalanceError, watchConsumer } from '@hookline/kafka';
+import { allTopics, createKafka, createProducer, ensureTopicsOn, isRebalanceError, watchConsumer, type ConsumerWatchHandle } from '@hookline/kafka';
 import type { Consumer, ConsumerRunConfig } from 'kafkajs';
 import { currentTelemetry } from '@hookline/telemetry';
 import { AllowList } from '@hookline/url-policy';
@@ -157,9 +157,9 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       };
       const onFatal = overrides.onFatal ?? exitOnFatal(log);
       const changesWatch = watchConsumer(changes, readiness, 'kafka changes consumer', { onFatal, rerun: () => changes.run(changesRun), log });
-      life.defer('changes consumer', () => {
-        changesWatch.close();
-        return changes.disconnect();
+      life.defer('changes consumer', async () => {
+        await changesWatch.close();
+        await changes.disconnect();
       });
       await changes.connect();
       await changes.subscribe({ topic: config.kafka.topics.endpointChanges.name, fromBeginning: false });
@@ -186,13 +186,25 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       const timer = setInterval(() => committers.forEach((c) => void c()), COMMIT_INTERVAL_MS);
       const resumes = new Set<NodeJS.Timeout>();
       const runs = new Map<Consumer, ConsumerRunConfig>();
-      const watches: { close(): void }[] = [];
+      const watches: ConsumerWatchHandle[] = [];
       for (const [consumer, offsets, name] of [
         [events, eng.eventOffsets, 'kafka events consumer'],
         [retries, eng.taskOffsets, 'kafka retry consumer'],
       ] as const) {
         watches.push(watchConsumer(consumer, readiness, name, { onFatal, rerun: () => consumer.run(runs.get(consumer)), log }));
         consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => offsets.retain(payload.memberAssignment));
+        // A consumer kafkajs does not restart is out of its group for seconds at least (the watch
+        // runs it again, as a new member): its partitions go to other replicas meanwhile. A
+        // partition given back after that must not keep its old assignment time, parked tasks and
+        // commit point (the other owner's may be ahead): forget them all now; records read again
+        // are deduplicated against the attempts still held (engine.coveredBy). A crash kafkajs
+        // restarts at once keeps them, as kafkajs keeps its member.
+        consumer.on(consumer.events.CRASH, ({ payload }) => {
+          if (payload.restart) return;
+          offsets.retain({});
+          if (consumer === events) retention.setActive(false);
+          if (consumer === retries) eng.retainParked({});
+        });
         if (consumer === events) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => retention.setActive((payload.memberAssignment[config.kafka.topics.events.name] ?? []).includes(0)));
         if (consumer === retries) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => eng.retainParked(payload.memberAssignment));
         await consumer.connect();
@@ -246,6 +258,7 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       // handing to the tiers); the final offsets are committed while the consumers are still
       // members (kafkajs drops commits once it stops); then they leave their groups.
       life.defer('consumers and delivery engine', async () => {
+        await Promise.all(watches.map((w) => w.close()));
         // A consumer that crashed is not running, and kafkajs refuses to pause it: the engine must stop all the same.
         for (const [c, topics] of [[events, [config.kafka.topics.events.name]], [retries, tiers.topics]] as const) {
           try {
@@ -254,7 +267,6 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
             log.info({ err }, 'consumer not running; nothing to pause');
           }
         }
-        for (const w of watches) w.close();
         for (const t of resumes) clearTimeout(t);
         await eng.stop(Math.max(stopDeadline - Date.now() - 2_000, 500), config.attemptTimeoutMs);
         clearInterval(timer);

@@ -1,7 +1,7 @@
 // When the dispatcher commits Kafka offsets, and what it writes: a first-attempt success is two
 // inserts (`attempts`, `delivered`) and nothing on a retry tier; deliveries queued behind a slow
 // endpoint go to the shortest tier so the partition's offset moves on; a record met again
-// (rebalance, crash) is not delivered twice.
+// (rebalance, crash) is not delivered twice, nor committed before the attempt it repeats.
 import { Kafka, logLevel, type Admin, type Producer } from 'kafkajs';
 import { eventsV1 } from '@hookline/proto';
 import { encodeTask } from '../src/retry/tasks';
@@ -147,6 +147,28 @@ describe('dispatcher offsets and the happy path', () => {
     await eventually(async () => ((await tierCommitted()) ? true : undefined), 15_000, 'the tier records to be committed');
     expect(p.receiver.on('/taken')).toHaveLength(2);
     expect((await p.models.attempts.find({ deliveryId: `${eventId}|${ep.id}` })).map((a) => a.doc.attemptNumber).sort()).toEqual([1, 2]);
+  });
+
+  it('a tier record repeating an attempt still running is sent once, and is not committed before that attempt is recorded', async () => {
+    const ws = workspace();
+    p.receiver.behaviour.set('/twin', { status: 200, delayMs: 6_000 });
+    const ep = await createEndpoint(p, ws, p.receiver.url('/twin'));
+    const eventId = `evt_${prefix.replace(/[^0-9a-f]/g, '').padEnd(30, '1').slice(0, 30)}aa`;
+    const event = { id: eventId, workspaceId: ws, type: EVENT_TYPE, createdAt: new Date(), payload: Buffer.from('{"order_id":"o-twin"}') };
+    const task = () => encodeTask({ event, endpointId: ep.id, attemptsMade: 1, dueAt: Date.now(), verify: false });
+    const [nowTier, scheduleTier] = tiers();
+    await producer.send({ topic: nowTier!, messages: [task()] });
+    await eventually(() => (p.receiver.on('/twin').length === 1 ? true : undefined), 10_000, 'the attempt to be under way');
+    // The same attempt again, on another tier (as a record read again after its partition came
+    // back, or a second copy produced before a crash): its record must wait for the running one,
+    // which may still fail to be recorded and need this copy then.
+    await producer.send({ topic: scheduleTier!, messages: [task()] });
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect(p.receiver.on('/twin')).toHaveLength(1);
+    expect(await committedTo(scheduleTier!, `${p.env.KAFKA_CONSUMER_GROUP}.retries`)).toBe(false);
+    await eventually(() => outcomeOf(p, `${eventId}|${ep.id}`).then((o) => (o?.state === 'succeeded' ? true : undefined)), 15_000, 'the attempt to be recorded');
+    await eventually(async () => ((await committedTo(scheduleTier!, `${p.env.KAFKA_CONSUMER_GROUP}.retries`)) ? true : undefined), 10_000, 'the copy to be committed after it');
+    expect(p.receiver.on('/twin')).toHaveLength(1);
   });
 
   it('RetryDelivery sends a first-attempt success again, as attempt 2', async () => {

@@ -1,7 +1,7 @@
 // Composition root of event-ingest.
 import { endpointsV1, eventsV1 } from '@hookline/proto';
 import { createLogger, exitOnFatal, grpcClientArgs, GrpcServer, Lifecycle, Readiness, connectMongo, serve, type Logger } from '@hookline/service-kit';
-import { allTopics, brokerProbe, createKafka, createProducer, ensureTopicsOn, watchConsumer } from '@hookline/kafka';
+import { allTopics, brokerProbe, createKafka, createProducer, ensureTopicsOn, watchConsumer, type ConsumerWatchHandle } from '@hookline/kafka';
 import { currentTelemetry } from '@hookline/telemetry';
 import { metrics } from '@opentelemetry/api';
 import type { IngestConfig } from './config';
@@ -91,10 +91,10 @@ export function createApp(config: IngestConfig, log: Logger = createLogger('even
           log.child({ component: 'kafka-ingest' }),
           counters,
         );
-        let watch: { close(): void } | undefined;
-        life.defer('kafka ingest consumer', () => {
-          watch?.close();
-          return ingest.stop();
+        let watch: ConsumerWatchHandle | undefined;
+        life.defer('kafka ingest consumer', async () => {
+          await watch?.close();
+          await ingest.stop();
         });
         await ingest.start((consumer) => {
           watch = watchConsumer(consumer, readiness, 'kafka ingest consumer', { onFatal: overrides.onFatal ?? exitOnFatal(log), rerun: () => ingest.run(), log });

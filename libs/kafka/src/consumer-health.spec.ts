@@ -96,4 +96,28 @@ describe('watchConsumer and a lost group coordinator', () => {
     expect(reruns()).toBe(0);
     expect(fatal).toHaveLength(1);
   });
+
+  it('close() waits for a re-run under way (at most 5 s), so the disconnect after it stops the consumer', async () => {
+    const emitter = new EventEmitter();
+    const consumer = { events, on: (e: string, fn: (x: unknown) => void) => emitter.on(e, fn) } as never;
+    let joined!: () => void;
+    const watch = watchConsumer(consumer, readiness, 'events', { rerun: () => new Promise<void>((r) => (joined = r)) });
+    emitter.emit('crash', { payload: { error: lost(), restart: false } });
+    jest.advanceTimersByTime(1_000);
+    let closed = false;
+    const closing = watch.close().then(() => (closed = true));
+    await Promise.resolve();
+    expect(closed).toBe(false);
+    joined();
+    await closing;
+    expect(closed).toBe(true);
+    // A re-run that never ends does not hold the stop for longer than 5 s.
+    emitter.emit('crash', { payload: { error: lost(), restart: false } });
+    const stuck = watchConsumer(consumer, readiness, 'events', { rerun: () => new Promise<void>(() => undefined) });
+    emitter.emit('crash', { payload: { error: lost(), restart: false } });
+    jest.advanceTimersByTime(2_000);
+    const giving = stuck.close();
+    jest.advanceTimersByTime(5_000);
+    await giving;
+  });
 });

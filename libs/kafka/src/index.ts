@@ -261,10 +261,11 @@ export interface ConsumerWatch {
  * started again in-process, 1 s then up to 10 s apart, for `rerunForMs`; any other crash
  * kafkajs does not restart is fatal at once. Close the watch before disconnecting the consumer.
  */
-export function watchConsumer(consumer: ConsumerEvents, readiness: Readiness, dep: string, watch: ConsumerWatch = {}): { close(): void } {
+export function watchConsumer(consumer: ConsumerEvents, readiness: Readiness, dep: string, watch: ConsumerWatch = {}): ConsumerWatchHandle {
   let streakSince: number | undefined;
   let reruns = 0;
   let timer: NodeJS.Timeout | undefined;
+  let rerunning: Promise<void> | undefined;
   let closed = false;
   consumer.on(consumer.events.CRASH, (e) => {
     const error = e.payload.error;
@@ -278,7 +279,9 @@ export function watchConsumer(consumer: ConsumerEvents, readiness: Readiness, de
       timer = setTimeout(() => {
         timer = undefined;
         if (closed) return;
-        watch.rerun!().catch((err: unknown) => watch.onFatal?.(err instanceof Error ? err : new Error(String(err))));
+        rerunning = watch.rerun!()
+          .catch((err: unknown) => watch.onFatal?.(err instanceof Error ? err : new Error(String(err))))
+          .finally(() => (rerunning = undefined));
       }, delay);
       return;
     }
@@ -295,11 +298,19 @@ export function watchConsumer(consumer: ConsumerEvents, readiness: Readiness, de
   });
   consumer.on(consumer.events.FETCH_START, () => readiness.markUp(dep));
   return {
-    close: () => {
+    close: async () => {
       closed = true;
       clearTimeout(timer);
+      // A re-run still joining would carry on after a disconnect (kafkajs stops only a running
+      // consumer): let it end first, within bounds, so the disconnect that follows stops it.
+      if (rerunning) await Promise.race([rerunning, new Promise((r) => setTimeout(r, 5_000).unref())]);
     },
   };
+}
+
+export interface ConsumerWatchHandle {
+  /** No more re-runs; waits (at most 5 s) for one under way. Call before disconnecting. */
+  close(): Promise<void>;
 }
 
 /** kafkajs' KafkaJSGroupCoordinatorNotFound, also as the cause of a wrapping error. */

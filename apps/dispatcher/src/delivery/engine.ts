@@ -529,10 +529,7 @@ export class DeliveryEngine {
     for (const j of jobs) {
       // The same attempt of the same delivery held or parked already (a manual retry or a record
       // read again while it waits here): it runs once.
-      if (this.held.has(j.key) || this.parking.covers(j)) {
-        j.settle();
-        continue;
-      }
+      if (this.coveredBy(j)) continue;
       if (!this.stopped && !this.breakers.allow(j.endpointKey, Date.now())) {
         // The circuit is open: a tier task waits in memory for the probe that closes it (its
         // record stays uncommitted); a first attempt, or a task the park has no room for, goes to
@@ -547,13 +544,10 @@ export class DeliveryEngine {
         if (left <= 0 || !(await this.queue.waitForEndpointRoom(j.endpointKey, left))) break;
         // Another intake (another partition) may have queued the same attempt while this one
         // waited: check again, with no await between the check, the push and the hold.
-        if ((duplicate = this.held.has(j.key))) break;
+        if ((duplicate = this.coveredBy(j))) break;
         queued = this.queue.push(j);
       }
-      if (duplicate) {
-        j.settle();
-        continue;
-      }
+      if (duplicate) continue;
       if (!queued) {
         overflow.push(j);
         continue;
@@ -611,8 +605,8 @@ export class DeliveryEngine {
       if (!this.breakers.allow(key, now)) continue;
       const probe = this.parking.takeOne(key);
       if (!probe) continue;
-      if (this.held.has(probe.key)) probe.settle();
-      else if (this.queue.push(probe)) {
+      if (this.coveredBy(probe)) continue;
+      if (this.queue.push(probe)) {
         probe.queuedAt = now;
         this.hold(probe);
       } else if (!this.park(probe)) await this.postpone([probe]);
@@ -643,10 +637,7 @@ export class DeliveryEngine {
       while (!this.stopped && this.heldFromTiers >= this.maxHeld / 2) await sleep(5);
       const j = this.parking.takeOne(endpointKey);
       if (!j) return;
-      if (this.held.has(j.key)) {
-        j.settle();
-        continue;
-      }
+      if (this.coveredBy(j)) continue;
       while (!this.stopped && !this.queue.push(j)) await this.queue.waitForEndpointRoom(endpointKey, 1_000);
       if (this.stopped) {
         // Not queued: stop() hands the park and the queue back; this one goes with them.
@@ -656,6 +647,28 @@ export class DeliveryEngine {
       j.queuedAt = Date.now();
       this.hold(j);
     }
+  }
+
+  /**
+   * True when this attempt of this delivery is held already (queued or running) or covered by a
+   * parked task: it runs once. A held twin settles it when it settles itself, so a record read
+   * again (a partition that came back after a rebalance or a consumer re-run) is not committed
+   * while the attempt that covers it may still fail to be recorded; a parked one holds its own
+   * record, so this one is settled at once.
+   */
+  private coveredBy(j: Job): boolean {
+    const twin = this.held.get(j.key);
+    if (twin) {
+      const settleTwin = twin.settle;
+      twin.settle = () => {
+        settleTwin();
+        j.settle();
+      };
+      return true;
+    }
+    if (!this.parking.covers(j)) return false;
+    j.settle();
+    return true;
   }
 
   /**
