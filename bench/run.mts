@@ -290,15 +290,19 @@ for (const [fan, fixed] of phase('fanout') ? ([[10, Number(process.env.BENCH_FAN
   const ws = `${prefix}_fan${fan}`;
   await endpoints(ws, fan);
   await sleep(1_000);
-  await reset();
+  await reset(ws);
   const events = fixed || Math.max(10, Math.round((sustained * SECONDS * 0.3) / fan));
   const started = Date.now();
   await Promise.all(Array.from({ length: Math.ceil(events / 100) }, (_, i) => publishBatch(ws, i * 100, Math.min(100, events - i * 100))));
   const s = await waitForUnique(ws, events * fan, 120_000);
   const ms = (s.unique >= events * fan ? s.lastOkAt : Date.now()) - started;
   const rate = s.unique / (ms / 1000);
-  results[`fanout_${fan}`] = { events, deliveries: s.unique, duplicates: s.ok - s.unique, ms, deliveries_per_s: rate, ratio_to_sustained: rate / sustained };
+  // Publish-to-delivery of every delivery: tells a slow tail (waits in a tier) from a slow pace.
+  const { latencies } = await stats(ws, true);
+  const lat = { p50: pct(latencies, 50), p90: pct(latencies, 90), p99: pct(latencies, 99), max: pct(latencies, 100) };
+  results[`fanout_${fan}`] = { events, deliveries: s.unique, duplicates: s.ok - s.unique, ms, deliveries_per_s: rate, ratio_to_sustained: rate / sustained, latency_ms: lat };
   row(`fan-out: ${events} events × ${fan} endpoints`, `${Math.round(rate).toLocaleString()} deliveries/s, all in ${(ms / 1000).toFixed(2)} s (${s.unique}/${events * fan}, ${s.ok - s.unique} duplicates; ${(100 * rate / sustained).toFixed(0)} % of sustained)`);
+  row(`… publish → delivery`, `p50 ${lat.p50} ms, p90 ${lat.p90} ms, p99 ${lat.p99} ms, max ${lat.max} ms`);
 }
 
 // ---- 2d. isolation: another workspace's endpoint has 10,000 retries waiting ---------------

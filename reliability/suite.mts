@@ -497,12 +497,14 @@ async function latestAttempts(ids: string[]): Promise<Map<string, Record<string,
   const latest = new Map<string, Record<string, unknown>>();
   for (let i = 0; i < ids.length; i += 200) {
     const docs = await bounded(
-      store.attempts.find({ deliveryId: { $in: ids.slice(i, i + 200) }, kind: 'live' }, { deliveryId: 1, attemptNumber: 1, outcome: 1, responseStatus: 1, error: 1, nextAttemptAt: 1, createdAt: 1 }),
+      store.attempts.find({ deliveryId: { $in: ids.slice(i, i + 200) }, kind: 'live' }, { deliveryId: 1, attemptNumber: 1, outcome: 1, responseStatus: 1, detail: 1, error: 1, nextAttemptAt: 1, createdAt: 1 }),
       // A scan of `attempts` on FerretDB (no index use for $in on a field): slow on a busy box.
       80_000,
       'attempts lookup',
     );
     for (const d of docs) {
+      // The error is in the packed `detail` (store/models.ts, storedAttempt) of attempts written so.
+      if (typeof d.detail === 'string') d.error = (JSON.parse(d.detail) as { error?: string }).error;
       const prev = latest.get(String(d.deliveryId));
       if (!prev || Number(d.attemptNumber) > Number(prev.attemptNumber)) latest.set(String(d.deliveryId), d);
     }

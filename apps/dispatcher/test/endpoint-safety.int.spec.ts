@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { deliveryV1 } from '@hookline/proto';
 import { verifySignature256 } from '@hookline/signing';
 import { eventually, rpc, uniquePrefix } from '@hookline/testing';
+import { timeOrderedId } from '@hookline/service-kit';
 import type { Resolver } from '../src/delivery/http-attempt';
 import { createEndpoint, EVENT_TYPE, EXAMPLE, listAttempts, publish, startPlatform, type Platform, outcomeOf } from './harness';
 
@@ -132,6 +133,47 @@ describe('dispatcher endpoint safety and test sends', () => {
     expect(one.attempt).toMatchObject({ id: a.id, responseStatus: 201 });
     await expect(rpc(p.delivery.getAttempt.bind(p.delivery), { workspaceId: `${ws}x`, attemptId: a.id })).rejects.toMatchObject({ code: 5 });
     await expect(rpc(p.delivery.sendTestEvent.bind(p.delivery), { workspaceId: ws, endpointId: ep.id, eventType: 'no.such_type' })).rejects.toMatchObject({ code: 5 });
+  });
+
+  it('reads attempts stored before the packed shape (every field at the top) like new ones', async () => {
+    const ws = workspace();
+    const ep = await createEndpoint(p, ws, p.receiver.url('/legacy'));
+    const createdAt = new Date(Date.now() - 60_000);
+    const legacy = {
+      _id: timeOrderedId('att', createdAt.getTime()),
+      deliveryId: `evt_legacy|${ep.id}`,
+      workspaceId: ws,
+      endpointId: ep.id,
+      eventId: 'evt_legacy',
+      eventType: EVENT_TYPE,
+      kind: 'live',
+      outcome: 'failed',
+      attemptNumber: 1,
+      url: p.receiver.url('/legacy'),
+      resolvedIp: '127.0.0.1',
+      requestHeaders: { 'x-webhook-id': 'evt_legacy' },
+      responseStatus: 500,
+      responseHeaders: { 'x-old': 'yes' },
+      responseBody: 'stored the old way',
+      responseBodyTruncated: false,
+      durationMs: 1500,
+      error: '',
+      nextAttemptAt: null,
+      eventCreatedAt: createdAt,
+      createdAt,
+      expiresAt: new Date(createdAt.getTime() + 3_600_000),
+    };
+    // Straight to the collection: mongoose's schema (the new shape) would drop the old fields.
+    await (await p.models.attempts.forWrite(createdAt))!.collection.insertOne(legacy as never);
+    const [a] = (await listAttempts(p, ws, ep.id)).attempts;
+    expect(a).toMatchObject({ id: legacy._id, responseStatus: 500, responseBody: 'stored the old way', resolvedIp: '127.0.0.1', url: legacy.url });
+    expect(a!.requestHeaders).toEqual({ 'x-webhook-id': 'evt_legacy' });
+    expect(a!.responseHeaders).toEqual({ 'x-old': 'yes' });
+    expect(a!.duration).toEqual({ seconds: '1', nanos: 500_000_000 });
+    const one = await rpc(p.delivery.getAttempt.bind(p.delivery), { workspaceId: ws, attemptId: legacy._id });
+    expect(one.attempt).toMatchObject({ id: legacy._id, responseBody: 'stored the old way' });
+    const deliveries = await rpc(p.delivery.listDeliveries.bind(p.delivery), { workspaceId: ws, endpointId: ep.id, state: 0, pageSize: 0, pageToken: '', eventId: '' });
+    expect(deliveries.deliveries).toEqual([expect.objectContaining({ eventId: 'evt_legacy', state: deliveryV1.DeliveryState.DELIVERY_STATE_FAILED, latestResponseStatus: 500 })]);
   });
 
   it('gives up an attempt at the 10 s budget and records it as timed out', async () => {

@@ -213,10 +213,9 @@ export class DeliveryPipeline {
       startedAt,
       this.d.retentionMs,
     );
-    const expiresAt = new Date(endMs + this.d.retentionMs);
     const outcome: OutcomeRecord = { attempt };
     if (succeeded) {
-      outcome.delivered = { _id: deliveryId, eventId: event.id, workspaceId: event.workspaceId, endpointId: task.endpointId, eventType: event.type, eventCreatedAt: event.createdAt, attemptCount: attemptNumber, deliveredAt: new Date(endMs), expiresAt };
+      outcome.delivered = { _id: deliveryId, eventCreatedAt: event.createdAt, attemptCount: attemptNumber, deliveredAt: new Date(endMs) };
       outcome.healthyEndpoint = { id: `${event.workspaceId}|${task.endpointId}`, workspaceId: event.workspaceId, endpointId: task.endpointId };
     } else if (decision.kind === 'failed') {
       outcome.failed = this.failedDoc(task, decision.reason, attemptNumber, endMs);

@@ -2,7 +2,7 @@
 import { deliveryV1 } from '@hookline/proto';
 import { notFound, timeOrderedId, Violations, type AsyncService } from '@hookline/service-kit';
 import { eventTypeProblem, workspaceIdProblem } from '@hookline/schemas';
-import { payloadBytes, type AttemptDoc, type DispatcherModels, type EventDoc, type FailedDoc } from '../store/models';
+import { attemptFromStored, payloadBytes, storedAttempt, type AttemptDoc, type DispatcherModels, type EventDoc, type FailedDoc, type StoredAttempt } from '../store/models';
 import type { HttpAttempter } from '../delivery/http-attempt';
 import { attemptDoc, prepare } from '../delivery/pipeline';
 import type { SubscriberSource } from '../subscribers/subscriber-cache';
@@ -32,7 +32,8 @@ const KIND = { live: deliveryV1.AttemptKind.ATTEMPT_KIND_LIVE, test: deliveryV1.
 const OUTCOME = { succeeded: deliveryV1.AttemptOutcome.ATTEMPT_OUTCOME_SUCCEEDED, failed: deliveryV1.AttemptOutcome.ATTEMPT_OUTCOME_FAILED } as const;
 const STATE = { pending: deliveryV1.DeliveryState.DELIVERY_STATE_PENDING, succeeded: deliveryV1.DeliveryState.DELIVERY_STATE_SUCCEEDED, failed: deliveryV1.DeliveryState.DELIVERY_STATE_FAILED } as const;
 
-export function toAttempt(a: AttemptDoc): deliveryV1.Attempt {
+export function toAttempt(stored: AttemptDoc | StoredAttempt): deliveryV1.Attempt {
+  const a = attemptFromStored(stored);
   return {
     id: a._id,
     workspaceId: a.workspaceId,
@@ -67,7 +68,7 @@ function scope(v: Violations, workspaceId: string, endpointId: string): void {
  * or a `failed` record written after it: the endpoint was disabled or deleted while it waited);
  * else pending until `nextAttemptAt`.
  */
-function deliveryOf(latest: AttemptDoc, endedAfter: boolean): deliveryV1.Delivery {
+function deliveryOf(latest: Omit<StoredAttempt, 'detail'>, endedAfter: boolean): deliveryV1.Delivery {
   const state = latest.outcome === 'succeeded' ? STATE.succeeded : latest.nextAttemptAt && !endedAfter ? STATE.pending : STATE.failed;
   return {
     eventId: latest.eventId,
@@ -129,7 +130,7 @@ export function deliveryService(deps: DeliveryServiceDeps): AsyncService<deliver
         startedAt,
         deps.retentionMs,
       );
-      await (await models.attempts.forWrite(startedAt))!.create(doc);
+      await (await models.attempts.forWrite(startedAt))!.create(storedAttempt(doc));
       return { attempt: toAttempt(doc) };
     },
 

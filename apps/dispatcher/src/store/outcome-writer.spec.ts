@@ -53,6 +53,8 @@ describe('OutcomeWriter', () => {
     expect(calls.map((c) => c.op).sort()).toEqual(['attempts.insertMany', 'delivered.insertMany', 'failed.insertMany', 'health.updateOne', 'health.updateOne']);
     const inserted = calls.find((c) => c.op === 'attempts.insertMany')!.args[0] as AttemptDoc[];
     expect(inserted.map((a) => a._id)).toEqual(['att_1', 'att_2', 'att_3', 'att_9', 'att_10']);
+    // In their stored shape (models.ts, storedAttempt): the queried fields and one `detail` string.
+    expect(inserted.every((a) => typeof (a as { detail?: unknown }).detail === 'string')).toBe(true);
     expect((calls.find((c) => c.op === 'delivered.insertMany')!.args[0] as DeliveredDoc[]).map((d) => d._id)).toEqual(['evt_1|ep_a', 'evt_2|ep_a', 'evt_3|ep_c']);
     // No update of any delivery: the database only receives inserts (and one small health document per endpoint).
     expect(calls.some((c) => /update/.test(c.op) && !c.op.startsWith('health'))).toBe(false);

@@ -5,7 +5,7 @@
 // documents/s), so outcomes that complete together are written together. Every insert ignores
 // "already there", so a group is safe to write again after a transient error, and record()
 // resolves only once its group is durable (callers keep their at-least-once ordering).
-import type { AttemptDoc, DeliveredDoc, DispatcherModels, FailedDoc } from './models';
+import { storedAttempt, type AttemptDoc, type DeliveredDoc, type DispatcherModels, type FailedDoc } from './models';
 import { insertIntoBuckets } from './insert';
 
 /** Endpoint health is refreshed at most this often per replica while an endpoint keeps succeeding. */
@@ -95,7 +95,7 @@ export class OutcomeWriter {
     // them apart here took a lookup per collision inside the one flush in progress, and on
     // FerretDB each lookup scans its bucket: ~270 collisions after a SIGKILL in the backlog's
     // drain held every outcome behind them for minutes (session 5).
-    const inserted = await insertIntoBuckets(this.models.attempts, attempts, (a) => a.eventCreatedAt);
+    const inserted = await insertIntoBuckets(this.models.attempts, attempts.map(storedAttempt), (a) => a.eventCreatedAt);
     await insertIntoBuckets(
       this.models.delivered,
       outcomes.flatMap((o) => (o.delivered ? [o.delivered] : [])),
