@@ -135,7 +135,8 @@ describe('dispatcher replicas', () => {
         const recorded = new Set<string>();
         // `delivered` is a series of time buckets (delivered_b<start>_<size>).
         const buckets = (await db.db!.listCollections({}, { nameOnly: true }).toArray()).filter((c) => /^delivered_b\d+_\d+$/.test(c.name));
-        for (const b of buckets) for (const d of await db.collection(b.name).find({ eventId: { $in: published } }, { projection: { eventId: 1 } }).toArray()) recorded.add(String(d.eventId));
+        // Its `_id` is `${eventId}|${endpointId}` (the document holds nothing else to query).
+        for (const b of buckets) for (const d of await db.collection(b.name).find({}, { projection: { _id: 1 } }).toArray()) recorded.add(String(d._id).split('|')[0]!);
         return published.every((id) => recorded.has(id)) ? true : undefined;
       },
       30_000,
