@@ -8,6 +8,7 @@ import { createLogger } from '@hookline/service-kit';
 import { eventually, uniquePrefix } from '@hookline/testing';
 import { createApp as createDispatcher } from '../src/app';
 import { loadConfig } from '../src/config';
+import { attemptFromStored } from '../src/store/models';
 import { createEndpoint, outcomeOf, publish, startPlatform, type Platform } from './harness';
 
 jest.setTimeout(60_000);
@@ -21,11 +22,10 @@ const BREAKER_ENV = {
   BREAKER_PROBE_MS: '1000',
 };
 
-/** An endpoint answering 503 until `recover()`, then 200, with `count` events published for it. */
-async function downEndpoint(p: Platform, path: string, count: number) {
-  const ws = `ws_${p.prefix}`;
+/** An endpoint answering 503 (`down`) until `recover()`, then 200, with `count` events published for it. */
+async function downEndpoint(p: Platform, path: string, count: number, down: { status: number; headers?: Record<string, string> } = { status: 503 }, ws = `ws_${p.prefix}`) {
   let up = false;
-  p.receiver.behaviour.set(path, () => (up ? { status: 200, body: 'ok' } : { status: 503 }));
+  p.receiver.behaviour.set(path, () => (up ? { status: 200, body: 'ok' } : down));
   const ep = await createEndpoint(p, ws, p.receiver.url(path));
   const ids: string[] = [];
   for (let i = 0; i < count; i++) ids.push(await publish(p, ws, { order_id: `o-${path.slice(1)}${i}` }));
@@ -162,4 +162,57 @@ describe('deliveries parked longer than PARK_MAX_SECONDS', () => {
     down.recover();
     await down.deliveredOnce(40_000);
   }, 120_000);
+});
+
+describe('a failed probe\'s retry, waiting for its backoff when the endpoint answers again', () => {
+  const prefix = uniquePrefix('prb');
+  let p: Platform;
+
+  beforeAll(async () => {
+    // Retries after the first wait 20 s: a probe that fails waits that long on its tier.
+    p = await startPlatform(prefix, { ...BREAKER_ENV, RETRY_SCHEDULE: '1s,20s,20s,20s' });
+  });
+
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  it('is attempted as soon as the endpoint answers, and its tier record, when due, sends nothing more', async () => {
+    const down = await downEndpoint(p, '/probed', 6);
+    // Beside it, in another workspace, an endpoint that asks for 20 s with Retry-After: it gets them.
+    const asked = await downEndpoint(p, '/asked', 4, { status: 503, headers: { 'retry-after': '20' } }, `ws_${p.prefix}_asked`);
+    const engine = p.dispatcher.engine!;
+    // Two probes failed with the circuit open: their retries wait 20 s on their tier.
+    await eventually(async () => ((await p.models.attempts.countDocuments({ endpointId: down.ep.id, outcome: 'failed', attemptNumber: { $gte: 2 } })) >= 2 ? true : undefined), 20_000, 'two failed probes');
+    expect(engine.load.earlyRetries).toBeGreaterThanOrEqual(2);
+    await eventually(async () => ((await p.models.attempts.countDocuments({ endpointId: asked.ep.id, outcome: 'failed' })) >= 3 ? true : undefined), 20_000, 'the other endpoint to fail');
+    down.recover();
+    asked.recover();
+    await down.deliveredOnce(30_000);
+    const attempts = (await p.models.attempts.find({ endpointId: down.ep.id })).map((a) => attemptFromStored(a.doc));
+    const probed = attempts.filter((a) => a.outcome === 'failed' && a.attemptNumber >= 2);
+    expect(probed.length).toBeGreaterThanOrEqual(2);
+    for (const failed of probed) {
+      // Delivered by the early copy, before the retry it scheduled was due.
+      const success = attempts.find((a) => a.deliveryId === failed.deliveryId && a.outcome === 'succeeded');
+      expect(success?.attemptNumber).toBe(failed.attemptNumber + 1);
+      expect(success!.createdAt.getTime()).toBeLessThan(failed.nextAttemptAt!.getTime());
+    }
+    expect(engine.load.earlyRetries).toBe(0);
+    // The tier records those retries wait in come due, find their delivery done, and send nothing.
+    const lastDue = Math.max(...probed.map((a) => a.nextAttemptAt!.getTime()));
+    await new Promise((r) => setTimeout(r, Math.max(lastDue - Date.now(), 0) + 4_000));
+    await down.deliveredOnce(1_000);
+    expect(await p.models.attempts.countDocuments({ endpointId: down.ep.id, outcome: 'succeeded' })).toBe(down.ids.length);
+
+    // Retry-After is a floor, recovery or not: no delivery to that endpoint came before the time it asked for.
+    await asked.deliveredOnce(30_000);
+    const told = (await p.models.attempts.find({ endpointId: asked.ep.id })).map((a) => attemptFromStored(a.doc));
+    const refused = told.filter((a) => a.outcome === 'failed');
+    expect(refused.length).toBeGreaterThanOrEqual(3);
+    for (const failed of refused) {
+      const next = told.find((a) => a.deliveryId === failed.deliveryId && a.attemptNumber === failed.attemptNumber + 1);
+      expect(next!.createdAt.getTime()).toBeGreaterThanOrEqual(failed.nextAttemptAt!.getTime());
+    }
+  }, 90_000);
 });

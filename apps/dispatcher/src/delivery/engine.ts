@@ -12,9 +12,10 @@
 // spillAfterMs, work handed back at shutdown and every retry go to a tier topic, which any replica
 // of the group consumes when it is due. The one exception is short and bounded: a due tier task
 // of an endpoint whose circuit is open is parked in memory (parking.ts, record uncommitted, at
-// most 60 s) until a probe succeeds, then fed to the queue with the rest of its park. A crash at
-// any point redoes work (duplicates possible, bounded by the attempt-number index: see
-// OutcomeWriter) but never loses it.
+// most 60 s) until a probe succeeds, then fed to the queue with the rest of its park; the
+// retries of its failed probes, waiting for their backoff, are then attempted early
+// (early-retries.ts). A crash at any point redoes work (duplicates possible, bounded by the
+// attempt-number index: see OutcomeWriter) but never loses it.
 //
 // A record of the events topic appended after this replica got its partition, of an event not
 // met lately, is new: its deliveries start at once and its event is stored beside them (the
@@ -35,6 +36,7 @@ import { deliveredAmong } from '../store/delivered-among';
 import type { SubscriberSource } from '../subscribers/subscriber-cache';
 import { decodeTask, deliveryIdOf, dueOf, type EventData, type Task, type Waiting } from '../retry/tasks';
 import type { RetryTiers } from '../retry/retry-tiers';
+import { EarlyRetries } from './early-retries';
 import { OffsetTracker } from './offset-tracker';
 import { Parking } from './parking';
 import type { Attempted, AttemptTrace, DeliveryPipeline } from './pipeline';
@@ -60,6 +62,11 @@ interface Job extends WorkItem {
   fromTier: boolean;
   /** `topic/partition` of a tier task's record (its park ends if the partition moves away). */
   source?: string;
+  /**
+   * An early copy of a failed probe's retry (early-retries.ts): it holds no record, is never
+   * handed to a tier, and schedules no retry of its own; its tier record is the durable chain.
+   */
+  early?: true;
 }
 
 /**
@@ -162,6 +169,14 @@ const RECENT_EVENTS = 100_000;
 const CLOCK_SKEW_MS = 1_000;
 /** How often queued tasks are checked for age. */
 const AGE_CHECK_MS = 250;
+/** Failed probes' retries remembered at once on a replica, to be attempted when their endpoint answers. */
+const EARLY_RETRIES_MAX = 10_000;
+/**
+ * A remembered retry due sooner than this after its endpoint answers is left to its tier: its
+ * record could come due while the early copy still waits behind the endpoint's park (both would
+ * then be attempted).
+ */
+const EARLY_LEAD_MS = 5_000;
 /** Backoff between tries to record an outcome while the database or broker is down. */
 const RECORD_RETRY_MS = [200, 1_000, 2_000, 5_000];
 
@@ -192,6 +207,8 @@ export class DeliveryEngine {
   private readonly parkMaxMs: number;
   /** Endpoints whose park is being fed to the work queue. */
   private readonly feeding = new Set<string>();
+  /** Retries of failed probes, attempted early when their endpoint answers (early-retries.ts). */
+  private readonly earlyRetries = new EarlyRetries<Task>(EARLY_RETRIES_MAX);
 
   constructor(
     private readonly models: Pick<DispatcherModels, 'events' | 'delivered'>,
@@ -220,12 +237,13 @@ export class DeliveryEngine {
     this.ageTimer = setInterval(() => {
       void this.spillAged();
       void this.tendParking();
+      this.earlyRetries.sweep(Date.now());
     }, AGE_CHECK_MS);
     this.ageTimer.unref();
   }
 
-  get load(): { inFlight: number; queued: number; held: number; parked: number } {
-    return { ...this.queue.size, held: this.held.size, parked: this.parking.size };
+  get load(): { inFlight: number; queued: number; held: number; parked: number; earlyRetries: number } {
+    return { ...this.queue.size, held: this.held.size, parked: this.parking.size, earlyRetries: this.earlyRetries.size };
   }
 
   get stopping(): boolean {
@@ -650,6 +668,36 @@ export class DeliveryEngine {
   }
 
   /**
+   * The endpoint answered: the retries of its failed probes still waiting for their backoff are
+   * attempted now, as early copies, at the endpoint's pace and within the tier budget. Should the
+   * circuit open again meanwhile, the rest are remembered for the next recovery.
+   */
+  private attemptEarly(endpointKey: string): void {
+    if (this.stopped) return;
+    const tasks = this.earlyRetries.take(endpointKey, Date.now(), EARLY_LEAD_MS);
+    if (tasks.length === 0) return;
+    this.log.info({ endpoint: endpointKey, deliveries: tasks.length }, 'endpoint answered again: retries of its failed probes attempted now, not at their backoff');
+    void this.track(this.feedEarly(endpointKey, tasks));
+  }
+
+  private async feedEarly(endpointKey: string, tasks: Task[]): Promise<void> {
+    for (const [i, task] of tasks.entries()) {
+      const j = this.job({ ...task, dueAt: Date.now(), verify: false }, { links: linkFromTraceparent(task.traceparent) }, this.tiers.shortest.delayMs);
+      j.key += '~early';
+      j.early = true;
+      while (!this.stopped && this.heldFromTiers >= this.maxHeld / 2) await sleep(5);
+      while (!this.stopped && !this.breakers.isOpen(endpointKey) && !this.queue.push(j)) await this.queue.waitForEndpointRoom(endpointKey, 1_000);
+      if (this.stopped) return;
+      if (this.breakers.isOpen(endpointKey)) {
+        for (const rest of tasks.slice(i)) this.earlyRetries.remember(endpointKey, rest);
+        return;
+      }
+      j.queuedAt = Date.now();
+      this.hold(j);
+    }
+  }
+
+  /**
    * True when this attempt of this delivery is held already (queued or running) or covered by a
    * parked task: it runs once. A held twin settles it when it settles itself, so a record read
    * again (a partition that came back after a rebalance or a consumer re-run) is not committed
@@ -730,7 +778,9 @@ export class DeliveryEngine {
    * them. While the broker refuses, tries again with backoff; past the stop deadline it gives up
    * and leaves their records uncommitted (read again by the partition's next owner).
    */
-  private async defer(jobs: Job[]): Promise<void> {
+  private async defer(all: Job[]): Promise<void> {
+    // An early copy is not handed to a tier: its tier record is there already.
+    const jobs = all.filter((j) => !j.early);
     if (jobs.length === 0) return;
     if (await this.untilDone(() => this.waiting.wait(jobs.map((j) => j.task)), { count: jobs.length }, 'deliveries not handed to the retry tiers')) for (const j of jobs) j.settle();
   }
@@ -770,12 +820,31 @@ export class DeliveryEngine {
         await this.defer([job]);
         return;
       }
-      const d = attempted.decision.kind;
-      if (d === 'succeeded' || (attempted.outcome.attempt && (d === 'retry' || d === 'failed'))) this.breakers.record(job.endpointKey, d === 'succeeded', Date.now());
+      const { decision } = attempted;
+      const d = decision.kind;
+      const now = Date.now();
+      if (d === 'succeeded' || (attempted.outcome.attempt && (d === 'retry' || d === 'failed'))) this.breakers.record(job.endpointKey, d === 'succeeded', now);
       // Answered again, or gone (deleted, disabled: each parked task then fails at once without a request).
-      if (d === 'succeeded') this.unpark(job.endpointKey);
-      else if (d === 'failed' && !attempted.outcome.attempt) this.unpark(job.endpointKey, true);
-      if (await this.untilDone(() => this.pipeline.record(attempted), { deliveryId: job.deliveryId }, 'outcome not recorded')) job.settle();
+      if (d === 'succeeded') {
+        this.unpark(job.endpointKey);
+        this.attemptEarly(job.endpointKey);
+      } else if (d === 'failed' && !attempted.outcome.attempt) {
+        this.unpark(job.endpointKey, true);
+        this.earlyRetries.forget(job.endpointKey);
+      }
+      // A probe (or the failure that opened the circuit) failed: its retry waits in its tier,
+      // marked to be dropped there if delivered meanwhile, and is remembered to be attempted as
+      // soon as the endpoint answers (unless the endpoint asked for the delay with Retry-After).
+      // An early copy's failure schedules nothing: its tier record carries the delivery on.
+      let remember: Task | undefined;
+      if (job.early) delete attempted.next;
+      else if (decision.kind === 'retry' && !decision.retryAfter && attempted.next && attempted.next.dueAt - now > EARLY_LEAD_MS && this.breakers.isOpen(job.endpointKey)) {
+        attempted.next = remember = { ...attempted.next, verify: true };
+      }
+      if (await this.untilDone(() => this.pipeline.record(attempted), { deliveryId: job.deliveryId }, 'outcome not recorded')) {
+        job.settle();
+        if (remember && attempted.done.scheduled) this.earlyRetries.remember(job.endpointKey, remember);
+      }
     } finally {
       slotFree();
       this.release(job);

@@ -115,7 +115,7 @@ describe('decide', () => {
   });
 
   it('429/503 with Retry-After schedule the next attempt at the hint, not the schedule', () => {
-    expect(decide(classify(response(429, { 'retry-after': '120' }), NOW), 1, policy, NOW)).toMatchObject({ kind: 'retry', at: new Date(NOW + 120_000) });
+    expect(decide(classify(response(429, { 'retry-after': '120' }), NOW), 1, policy, NOW)).toMatchObject({ kind: 'retry', at: new Date(NOW + 120_000), retryAfter: true });
     expect(decide(classify(response(503, { 'retry-after': '86400' }), NOW), 1, policy, NOW)).toMatchObject({ kind: 'retry', at: new Date(NOW + 6 * 3_600_000) });
   });
 });

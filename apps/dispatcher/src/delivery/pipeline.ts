@@ -23,7 +23,8 @@ export type AttemptResult = { kind: 'delivered' } | { kind: 'failed'; retryable:
 
 export type Decision =
   | { kind: 'succeeded' }
-  | { kind: 'retry'; at: Date; reason: string }
+  /** `retryAfter`: the endpoint asked for the delay (Retry-After); it is honoured even if the endpoint answers sooner. */
+  | { kind: 'retry'; at: Date; reason: string; retryAfter?: true }
   | { kind: 'failed'; reason: string; disableEndpoint?: 'gone' };
 
 /** What the pipeline needs from the registry besides subscribers. */
@@ -69,7 +70,7 @@ export function decide(result: AttemptResult, attemptsMade: number, policy: Retr
   if (result.gone) return { kind: 'failed', reason: result.reason, disableEndpoint: 'gone' };
   const delay = result.retryable ? policy.nextDelay(attemptsMade, result.retryAfterMs) : null;
   if (delay === null) return { kind: 'failed', reason: `${result.reason}; no retries left after ${attemptsMade} attempts` };
-  return { kind: 'retry', at: new Date(nowMs + delay), reason: result.reason };
+  return { kind: 'retry', at: new Date(nowMs + delay), reason: result.reason, ...(result.retryAfterMs !== undefined ? { retryAfter: true as const } : {}) };
 }
 
 export function attemptDoc(
