@@ -6,67 +6,126 @@
 // answered, the rest of the backlog went through within seconds, and the deliveries that had
 // been probes (one a second per replica for the whole outage) arrived hours after it.
 //
-// So the engine marks such a retry `verify` on its tier (it is dropped there if the delivery
-// succeeded meanwhile) and remembers it here; when the endpoint answers, each remembered retry
-// still far from due is attempted at once, as an early copy. The tier record stays the durable
-// chain: the copy holds no record, is never handed to a tier, and if it fails its own retry is
-// not scheduled (the tier record's attempt carries the delivery on). A crash loses only the
-// memory: the retries then come at their backoff, as before.
+// So the engine marks such a retry `verify` on its tier and remembers it here; when the endpoint
+// answers, each remembered retry still far from due is attempted at once, as an early copy. The
+// tier record stays the durable chain: the copy holds no record, is never handed to a tier, and
+// if it fails its own retry is not scheduled (the tier record's attempt carries the delivery on).
+// When the tier record comes due it must not be sent again if its copy succeeded. Only the
+// replica that made the probe can have made a copy, so that replica answers from memory
+// (`known`); another replica, or this one after a restart, asks the database (one query per
+// chunk, an index probe on MongoDB but a scan on FerretDB: the memory spares a dead endpoint's
+// probes that cost). A crash loses only the memory: the retries then come at their backoff.
 
 /** What is remembered of a retry: when its tier record is due. */
 export interface DueTask {
   dueAt: number;
 }
 
+/** What this replica knows of a remembered delivery when its tier record comes due. */
+export type Known = 'not copied' | 'delivered' | 'not delivered' | 'running';
+
+interface Entry<T> {
+  endpointKey: string;
+  task: T;
+  /** Attempts made before the retry (the tier record's). */
+  attemptsMade: number;
+  copy?: 'running' | 'delivered' | 'not delivered';
+}
+
+/** How long after its due time a delivery is still remembered, for its tier record to find. */
+export const KNOWN_AFTER_DUE_MS = 120_000;
+
 export class EarlyRetries<T extends DueTask> {
-  private readonly byEndpoint = new Map<string, T[]>();
-  private count = 0;
+  /** Retries not copied yet, by endpoint, oldest first (their deliveries are in `byDelivery` too). */
+  private readonly waiting = new Map<string, Set<string>>();
+  private readonly byDelivery = new Map<string, Entry<T>>();
 
   constructor(
-    /** Most retries remembered at once on this replica; beyond it a retry waits for its backoff. */
+    /** Most deliveries remembered at once on this replica; beyond it a retry waits for its backoff. */
     readonly capacity: number,
   ) {}
 
+  /** Retries remembered and not copied yet. */
   get size(): number {
-    return this.count;
+    let n = 0;
+    for (const line of this.waiting.values()) n += line.size;
+    return n;
   }
 
   /** Remembers a retry produced to its tier for this endpoint; false when there is no room. */
-  remember(endpointKey: string, task: T): boolean {
-    if (this.count >= this.capacity) return false;
-    const line = this.byEndpoint.get(endpointKey);
-    if (line) line.push(task);
-    else this.byEndpoint.set(endpointKey, [task]);
-    this.count++;
+  remember(endpointKey: string, deliveryId: string, attemptsMade: number, task: T): boolean {
+    if (this.byDelivery.size >= this.capacity && !this.byDelivery.has(deliveryId)) return false;
+    this.drop(deliveryId);
+    this.byDelivery.set(deliveryId, { endpointKey, task, attemptsMade });
+    const line = this.waiting.get(endpointKey);
+    if (line) line.add(deliveryId);
+    else this.waiting.set(endpointKey, new Set([deliveryId]));
     return true;
   }
 
   /**
    * Takes this endpoint's remembered retries that are due later than `now + leadMs` (the ones
-   * due sooner come from their tier anyway), oldest first, and forgets the rest.
+   * due sooner come from their tier anyway), oldest first, as copies now running. The rest stay
+   * known as not copied.
    */
-  take(endpointKey: string, now: number, leadMs: number): T[] {
-    const line = this.byEndpoint.get(endpointKey);
+  take(endpointKey: string, now: number, leadMs: number): { deliveryId: string; task: T }[] {
+    const line = this.waiting.get(endpointKey);
     if (!line) return [];
-    this.byEndpoint.delete(endpointKey);
-    this.count -= line.length;
-    return line.filter((t) => t.dueAt > now + leadMs);
-  }
-
-  /** Forgets this endpoint's retries (it was deleted or disabled: they fail from their tier). */
-  forget(endpointKey: string): void {
-    this.count -= this.byEndpoint.get(endpointKey)?.length ?? 0;
-    this.byEndpoint.delete(endpointKey);
-  }
-
-  /** Forgets every retry due by `now`: its tier record has come due, there is nothing to advance. */
-  sweep(now: number): void {
-    for (const [endpoint, line] of this.byEndpoint) {
-      const keep = line.filter((t) => t.dueAt > now);
-      if (keep.length === line.length) continue;
-      this.count -= line.length - keep.length;
-      if (keep.length === 0) this.byEndpoint.delete(endpoint);
-      else this.byEndpoint.set(endpoint, keep);
+    this.waiting.delete(endpointKey);
+    const out: { deliveryId: string; task: T }[] = [];
+    for (const deliveryId of line) {
+      const e = this.byDelivery.get(deliveryId)!;
+      if (e.task.dueAt <= now + leadMs) continue;
+      e.copy = 'running';
+      out.push({ deliveryId, task: e.task });
     }
+    return out;
+  }
+
+  /** A copy that could not start (the circuit opened again): remembered as not copied. */
+  putBack(deliveryId: string): void {
+    const e = this.byDelivery.get(deliveryId);
+    if (!e || e.copy !== 'running') return;
+    delete e.copy;
+    const line = this.waiting.get(e.endpointKey);
+    if (line) line.add(deliveryId);
+    else this.waiting.set(e.endpointKey, new Set([deliveryId]));
+  }
+
+  /** A copy was attempted and recorded. */
+  copyEnded(deliveryId: string, delivered: boolean): void {
+    const e = this.byDelivery.get(deliveryId);
+    if (e?.copy === 'running') e.copy = delivered ? 'delivered' : 'not delivered';
+  }
+
+  /**
+   * What this replica knows of this delivery's retry record (attempts made `attemptsMade`), now
+   * due: undefined when it knows nothing (ask the database). Once asked, it is forgotten.
+   */
+  known(deliveryId: string, attemptsMade: number): Known | undefined {
+    const e = this.byDelivery.get(deliveryId);
+    if (!e || e.attemptsMade !== attemptsMade) return undefined;
+    this.drop(deliveryId);
+    return e.copy ?? 'not copied';
+  }
+
+  /** Forgets this endpoint's retries not copied yet (it was deleted or disabled: they fail from their tier). */
+  forget(endpointKey: string): void {
+    for (const deliveryId of this.waiting.get(endpointKey) ?? []) this.byDelivery.delete(deliveryId);
+    this.waiting.delete(endpointKey);
+  }
+
+  /** Forgets deliveries due more than KNOWN_AFTER_DUE_MS ago (their tier record went to another replica). */
+  sweep(now: number): void {
+    for (const [deliveryId, e] of this.byDelivery) if (e.task.dueAt + KNOWN_AFTER_DUE_MS < now) this.drop(deliveryId);
+  }
+
+  private drop(deliveryId: string): void {
+    const e = this.byDelivery.get(deliveryId);
+    if (!e) return;
+    this.byDelivery.delete(deliveryId);
+    const line = this.waiting.get(e.endpointKey);
+    if (!line?.delete(deliveryId)) return;
+    if (line.size === 0) this.waiting.delete(e.endpointKey);
   }
 }

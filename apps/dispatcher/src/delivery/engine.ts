@@ -436,7 +436,18 @@ export class DeliveryEngine {
     }
     const hopping = new Set(hops);
     const due = [...jobsByOffset.values()].flat().filter((j) => !hopping.has(j));
-    const delivered = await whileBeating(this.deliveredAmong(due.filter((j) => j.task.verify)), heartbeat);
+    // A failed probe's retry is marked verify; the replica that made the probe knows whether it
+    // sent an early copy (early-retries.ts), and only asks the database when it does not know.
+    const toCheck: Job[] = [];
+    const delivered = new Set<Job>();
+    for (const j of due) {
+      if (!j.task.verify) continue;
+      const known = this.earlyRetries.known(j.deliveryId, j.task.attemptsMade);
+      if (known === 'delivered') delivered.add(j);
+      else if (known === 'not copied' || known === 'not delivered') j.task = { ...j.task, verify: false };
+      else toCheck.push(j);
+    }
+    for (const j of await whileBeating(this.deliveredAmong(toCheck), heartbeat)) delivered.add(j);
     this.register(this.taskOffsets, topic, partition, fresh, jobsByOffset);
     const superseded = supersededIn(due);
     for (const j of superseded) j.settle();
@@ -680,8 +691,8 @@ export class DeliveryEngine {
     void this.track(this.feedEarly(endpointKey, tasks));
   }
 
-  private async feedEarly(endpointKey: string, tasks: Task[]): Promise<void> {
-    for (const [i, task] of tasks.entries()) {
+  private async feedEarly(endpointKey: string, tasks: { deliveryId: string; task: Task }[]): Promise<void> {
+    for (const [i, { task }] of tasks.entries()) {
       const j = this.job({ ...task, dueAt: Date.now(), verify: false }, { links: linkFromTraceparent(task.traceparent) }, this.tiers.shortest.delayMs);
       j.key += '~early';
       j.early = true;
@@ -689,7 +700,7 @@ export class DeliveryEngine {
       while (!this.stopped && !this.breakers.isOpen(endpointKey) && !this.queue.push(j)) await this.queue.waitForEndpointRoom(endpointKey, 1_000);
       if (this.stopped) return;
       if (this.breakers.isOpen(endpointKey)) {
-        for (const rest of tasks.slice(i)) this.earlyRetries.remember(endpointKey, rest);
+        for (const rest of tasks.slice(i)) this.earlyRetries.putBack(rest.deliveryId);
         return;
       }
       j.queuedAt = Date.now();
@@ -843,7 +854,8 @@ export class DeliveryEngine {
       }
       if (await this.untilDone(() => this.pipeline.record(attempted), { deliveryId: job.deliveryId }, 'outcome not recorded')) {
         job.settle();
-        if (remember && attempted.done.scheduled) this.earlyRetries.remember(job.endpointKey, remember);
+        if (remember && attempted.done.scheduled) this.earlyRetries.remember(job.endpointKey, job.deliveryId, remember.attemptsMade, remember);
+        if (job.early) this.earlyRetries.copyEnded(job.deliveryId, d === 'succeeded');
       }
     } finally {
       slotFree();
