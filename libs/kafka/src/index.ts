@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type ITopicConfig, type LogEntry, type Producer, type SASLOptions } from 'kafkajs';
 import { StartupError, type EnvReader, type Logger, type Readiness } from '@hookline/service-kit';
+import { fixRequestQueue } from './request-queue-fix';
 
 export interface TopicSpec {
   name: string;
@@ -114,8 +115,13 @@ function tlsOptions(t: NonNullable<KafkaSettings['tls']>): ConnectionOptions | t
   };
 }
 
+let requestQueueFixed: boolean | undefined;
+
 export function createKafka(settings: KafkaSettings, log: Logger): Kafka {
   const kafkaLog = log.child({ component: 'kafkajs' });
+  if (requestQueueFixed === undefined && !(requestQueueFixed = fixRequestQueue() !== undefined)) {
+    kafkaLog.warn('kafkajs has no RequestQueue where 2.2.4 has it: its 1 ms idle timer is not fixed (request-queue-fix.ts)');
+  }
   return new Kafka({
     clientId: settings.clientId,
     brokers: settings.brokers,
