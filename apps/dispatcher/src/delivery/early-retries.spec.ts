@@ -38,11 +38,24 @@ describe('EarlyRetries', () => {
     const r = new EarlyRetries<ReturnType<typeof t>>(10);
     r.remember('a', 'd1', 2, t(60_000));
     r.take('a', 0, 0);
-    r.putBack('d1');
+    r.putBack('d1', t(60_000));
     expect(r.size).toBe(1);
     r.remember('a', 'd1', 3, t(90_000));
     expect(r.size).toBe(1);
     expect(r.take('a', 0, 0)).toEqual([{ deliveryId: 'd1', task: t(90_000) }]);
+  });
+
+  it('holds no more payload bytes than it may, and lets go of a payload once its copy is taken', () => {
+    const r = new EarlyRetries<ReturnType<typeof t>>(10, 1_000);
+    expect(r.remember('a', 'd1', 1, t(60_000), 600)).toBe(true);
+    expect(r.remember('a', 'd2', 1, t(60_000), 600)).toBe(false);
+    expect(r.bytes).toBe(600);
+    r.take('a', 0, 0);
+    expect(r.bytes).toBe(0);
+    expect(r.remember('a', 'd2', 1, t(60_000), 600)).toBe(true);
+    r.forget('a');
+    expect(r.bytes).toBe(0);
+    expect(r.known('d1', 1)).toBe('running');
   });
 
   it('remembers no more than its capacity', () => {

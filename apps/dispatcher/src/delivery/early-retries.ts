@@ -26,7 +26,10 @@ export type Known = 'not copied' | 'delivered' | 'not delivered' | 'running';
 
 interface Entry<T> {
   endpointKey: string;
-  task: T;
+  dueAt: number;
+  /** Until its copy is taken (then only what is known of it is kept). */
+  task?: T;
+  bytes: number;
   /** Attempts made before the retry (the tier record's). */
   attemptsMade: number;
   copy?: 'running' | 'delivered' | 'not delivered';
@@ -39,11 +42,19 @@ export class EarlyRetries<T extends DueTask> {
   /** Retries not copied yet, by endpoint, oldest first (their deliveries are in `byDelivery` too). */
   private readonly waiting = new Map<string, Set<string>>();
   private readonly byDelivery = new Map<string, Entry<T>>();
+  private heldBytes = 0;
 
   constructor(
     /** Most deliveries remembered at once on this replica; beyond it a retry waits for its backoff. */
     readonly capacity: number,
+    /** Most payload bytes held for copies not taken yet; likewise. */
+    readonly maxBytes = Infinity,
   ) {}
+
+  /** Payload bytes held for copies not taken yet. */
+  get bytes(): number {
+    return this.heldBytes;
+  }
 
   /** Retries remembered and not copied yet. */
   get size(): number {
@@ -52,11 +63,12 @@ export class EarlyRetries<T extends DueTask> {
     return n;
   }
 
-  /** Remembers a retry produced to its tier for this endpoint; false when there is no room. */
-  remember(endpointKey: string, deliveryId: string, attemptsMade: number, task: T): boolean {
-    if (this.byDelivery.size >= this.capacity && !this.byDelivery.has(deliveryId)) return false;
+  /** Remembers a retry produced to its tier for this endpoint (`bytes`: what it holds); false when there is no room. */
+  remember(endpointKey: string, deliveryId: string, attemptsMade: number, task: T, bytes = 0): boolean {
     this.drop(deliveryId);
-    this.byDelivery.set(deliveryId, { endpointKey, task, attemptsMade });
+    if (this.byDelivery.size >= this.capacity || this.heldBytes + bytes > this.maxBytes) return false;
+    this.byDelivery.set(deliveryId, { endpointKey, dueAt: task.dueAt, task, bytes, attemptsMade });
+    this.heldBytes += bytes;
     const line = this.waiting.get(endpointKey);
     if (line) line.add(deliveryId);
     else this.waiting.set(endpointKey, new Set([deliveryId]));
@@ -75,18 +87,23 @@ export class EarlyRetries<T extends DueTask> {
     const out: { deliveryId: string; task: T }[] = [];
     for (const deliveryId of line) {
       const e = this.byDelivery.get(deliveryId)!;
-      if (e.task.dueAt <= now + leadMs) continue;
+      const task = e.task!;
+      this.release(e);
+      if (e.dueAt <= now + leadMs) continue;
       e.copy = 'running';
-      out.push({ deliveryId, task: e.task });
+      out.push({ deliveryId, task });
     }
     return out;
   }
 
   /** A copy that could not start (the circuit opened again): remembered as not copied. */
-  putBack(deliveryId: string): void {
+  putBack(deliveryId: string, task: T, bytes = 0): void {
     const e = this.byDelivery.get(deliveryId);
     if (!e || e.copy !== 'running') return;
     delete e.copy;
+    e.task = task;
+    e.bytes = bytes;
+    this.heldBytes += bytes;
     const line = this.waiting.get(e.endpointKey);
     if (line) line.add(deliveryId);
     else this.waiting.set(e.endpointKey, new Set([deliveryId]));
@@ -111,21 +128,29 @@ export class EarlyRetries<T extends DueTask> {
 
   /** Forgets this endpoint's retries not copied yet (it was deleted or disabled: they fail from their tier). */
   forget(endpointKey: string): void {
-    for (const deliveryId of this.waiting.get(endpointKey) ?? []) this.byDelivery.delete(deliveryId);
-    this.waiting.delete(endpointKey);
+    for (const deliveryId of this.waiting.get(endpointKey) ?? []) this.drop(deliveryId);
   }
 
   /** Forgets deliveries due more than KNOWN_AFTER_DUE_MS ago (their tier record went to another replica). */
   sweep(now: number): void {
-    for (const [deliveryId, e] of this.byDelivery) if (e.task.dueAt + KNOWN_AFTER_DUE_MS < now) this.drop(deliveryId);
+    for (const [deliveryId, e] of this.byDelivery) if (e.dueAt + KNOWN_AFTER_DUE_MS < now) this.drop(deliveryId);
   }
 
   private drop(deliveryId: string): void {
     const e = this.byDelivery.get(deliveryId);
     if (!e) return;
+    this.release(e);
     this.byDelivery.delete(deliveryId);
     const line = this.waiting.get(e.endpointKey);
     if (!line?.delete(deliveryId)) return;
     if (line.size === 0) this.waiting.delete(e.endpointKey);
+  }
+
+  /** Lets go of a remembered task (its copy was taken, or it is forgotten); what is known stays. */
+  private release(e: Entry<T>): void {
+    if (!e.task) return;
+    delete e.task;
+    this.heldBytes -= e.bytes;
+    e.bytes = 0;
   }
 }

@@ -60,6 +60,8 @@ interface Job extends WorkItem {
   postponeMs: number;
   /** Taken from a retry tier (not from the events topic). */
   fromTier: boolean;
+  /** Memory the task holds, roughly: its payload and TASK_OVERHEAD_BYTES. */
+  bytes: number;
   /** `topic/partition` of a tier task's record (its park ends if the partition moves away). */
   source?: string;
   /**
@@ -147,6 +149,8 @@ export interface EngineOptions {
   breakerProbeMs?: number;
   /** Tier tasks of open-circuit endpoints held in memory at most (parking.ts). Default 20,000 (~30 MB of 1 KiB payloads). */
   maxParked?: number;
+  /** Payload bytes parked at most, beside maxParked (a 256 KiB payload counts as such). Default 128 MiB. */
+  maxParkedBytes?: number;
   /** Longest a task stays parked before it goes back to a tier (its record's offset is held meanwhile). Default 60 s. */
   parkMaxMs?: number;
 }
@@ -171,6 +175,10 @@ const CLOCK_SKEW_MS = 1_000;
 const AGE_CHECK_MS = 250;
 /** Failed probes' retries remembered at once on a replica, to be attempted when their endpoint answers. */
 const EARLY_RETRIES_MAX = 10_000;
+/** And their payload bytes at most. */
+const EARLY_RETRIES_MAX_BYTES = 32 * 1024 * 1024;
+/** Memory a task holds beside its payload, roughly (ids, headers, trace), for the park's byte bound. */
+const TASK_OVERHEAD_BYTES = 1_024;
 /**
  * A remembered retry due sooner than this after its endpoint answers is left to its tier: its
  * record could come due while the early copy still waits behind the endpoint's park (both would
@@ -208,7 +216,7 @@ export class DeliveryEngine {
   /** Endpoints whose park is being fed to the work queue. */
   private readonly feeding = new Set<string>();
   /** Retries of failed probes, attempted early when their endpoint answers (early-retries.ts). */
-  private readonly earlyRetries = new EarlyRetries<Task>(EARLY_RETRIES_MAX);
+  private readonly earlyRetries = new EarlyRetries<Task>(EARLY_RETRIES_MAX, EARLY_RETRIES_MAX_BYTES);
 
   constructor(
     private readonly models: Pick<DispatcherModels, 'events' | 'delivered'>,
@@ -223,7 +231,7 @@ export class DeliveryEngine {
     this.redeliveryGraceMs = opts.redeliveryGraceMs ?? 12_000;
     this.maxHeld = opts.maxInFlight * 9;
     this.breakers = new Breakers(opts.breakerFailures ?? 20, opts.breakerProbeMs ?? 1_000, log);
-    this.parking = new Parking<Job>(opts.maxParked ?? 20_000);
+    this.parking = new Parking<Job>(opts.maxParked ?? 20_000, opts.maxParkedBytes ?? 128 * 1024 * 1024);
     this.parkMaxMs = opts.parkMaxMs ?? 60_000;
     this.queue = new WorkQueue<Job>(
       {
@@ -515,6 +523,7 @@ export class DeliveryEngine {
       queuedAt: Date.now(),
       postponeMs: Math.max(fromTierMs, this.tiers.shortest.delayMs),
       fromTier: fromTierMs > 0,
+      bytes: task.event.payload.length + TASK_OVERHEAD_BYTES,
     };
   }
 
@@ -700,7 +709,7 @@ export class DeliveryEngine {
       while (!this.stopped && !this.breakers.isOpen(endpointKey) && !this.queue.push(j)) await this.queue.waitForEndpointRoom(endpointKey, 1_000);
       if (this.stopped) return;
       if (this.breakers.isOpen(endpointKey)) {
-        for (const rest of tasks.slice(i)) this.earlyRetries.putBack(rest.deliveryId);
+        for (const rest of tasks.slice(i)) this.earlyRetries.putBack(rest.deliveryId, rest.task, rest.task.event.payload.length + TASK_OVERHEAD_BYTES);
         return;
       }
       j.queuedAt = Date.now();
@@ -854,7 +863,7 @@ export class DeliveryEngine {
       }
       if (await this.untilDone(() => this.pipeline.record(attempted), { deliveryId: job.deliveryId }, 'outcome not recorded')) {
         job.settle();
-        if (remember && attempted.done.scheduled) this.earlyRetries.remember(job.endpointKey, job.deliveryId, remember.attemptsMade, remember);
+        if (remember && attempted.done.scheduled) this.earlyRetries.remember(job.endpointKey, job.deliveryId, remember.attemptsMade, remember, job.bytes);
         if (job.early) this.earlyRetries.copyEnded(job.deliveryId, d === 'succeeded');
       }
     } finally {

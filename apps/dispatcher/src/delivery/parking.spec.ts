@@ -6,6 +6,7 @@ const job = (endpointKey: string, n: number, source = 'webhooks.retry.5s.v1/0', 
   key: `evt_${n}|${endpointKey}#${attemptsMade}`,
   task: { attemptsMade },
   source,
+  bytes: 1_000,
 });
 
 type J = ReturnType<typeof job>;
@@ -20,6 +21,21 @@ describe('Parking', () => {
     expect(p.size).toBe(2);
     expect(p.covers(job('a', 1))).toBe(true);
     expect(p.endpoints().sort()).toEqual(['a', 'b']);
+  });
+
+  it('parks no more payload bytes than it may hold, and counts what leaves', () => {
+    const p = new Parking<J>(100, 2_500);
+    expect(p.park(job('a', 1), 0)).toEqual({ parked: true });
+    expect(p.park(job('a', 2), 0)).toEqual({ parked: true });
+    expect(p.park({ ...job('a', 3), bytes: 600 }, 0)).toEqual({ parked: false, why: 'full' });
+    expect(p.bytes).toBe(2_000);
+    // A later attempt of a parked delivery takes its place, with its own size.
+    expect(p.park({ ...job('a', 2, undefined, 2), bytes: 1_200 }, 0)).toMatchObject({ parked: true });
+    expect(p.bytes).toBe(2_200);
+    p.takeOne('a');
+    expect(p.bytes).toBe(1_200);
+    p.takeAll();
+    expect(p.bytes).toBe(0);
   });
 
   it('hands an endpoint its tasks oldest first, and forgets the endpoint once empty', () => {

@@ -9,8 +9,9 @@
 //
 // A parked task is not settled: its tier record's offset stays uncommitted, so a crash reads it
 // again (at-least-once), and the engine bounds how long anything stays here (then it goes back
-// to a tier as before). The park is bounded in count (`capacity`) and by the partitions this
-// replica still owns (a revoked partition's parked tasks belong to its new owner).
+// to a tier as before). The park is bounded in count (`capacity`), in payload bytes (`maxBytes`:
+// 20,000 tasks of 256 KiB payloads would be 5 GiB) and by the partitions this replica still owns
+// (a revoked partition's parked tasks belong to its new owner).
 
 export interface Parkable {
   endpointKey: string;
@@ -19,6 +20,8 @@ export interface Parkable {
   task: { attemptsMade: number };
   /** Tier partition the task's record came from (`topic/partition`). */
   source?: string;
+  /** Memory the task holds (its payload and some), counted against `maxBytes`. */
+  bytes: number;
 }
 
 interface Entry<T> {
@@ -43,14 +46,21 @@ export type Parked<T> = { parked: true; superseded?: T } | { parked: false; why:
 export class Parking<T extends Parkable> {
   private readonly byEndpoint = new Map<string, Line<T>>();
   private readonly byDelivery = new Map<string, Entry<T>>();
+  private heldBytes = 0;
 
   constructor(
     /** Most tasks parked at once on this replica; beyond it the engine postpones to a tier. */
     readonly capacity: number,
+    /** Most payload bytes parked at once on this replica; beyond it likewise. */
+    readonly maxBytes = Infinity,
   ) {}
 
   get size(): number {
     return this.byDelivery.size;
+  }
+
+  get bytes(): number {
+    return this.heldBytes;
   }
 
   /** A task of this delivery at this attempt or a later one is parked. */
@@ -82,10 +92,12 @@ export class Parking<T extends Parkable> {
       // no longer than the older one would have been.
       const superseded = parked.job;
       parked.job = job;
+      this.heldBytes += job.bytes - superseded.bytes;
       return { parked: true, superseded };
     }
-    if (this.byDelivery.size >= this.capacity) return { parked: false, why: 'full' };
+    if (this.byDelivery.size >= this.capacity || this.heldBytes + job.bytes > this.maxBytes) return { parked: false, why: 'full' };
     const entry = { job, at: now };
+    this.heldBytes += job.bytes;
     const line = this.byEndpoint.get(job.endpointKey);
     if (line) line.entries.push(entry);
     else this.byEndpoint.set(job.endpointKey, { entries: [entry], head: 0 });
@@ -104,6 +116,7 @@ export class Parking<T extends Parkable> {
       line.head = 0;
     }
     this.byDelivery.delete(first.job.deliveryId);
+    this.heldBytes -= first.job.bytes;
     return first.job;
   }
 
@@ -131,6 +144,7 @@ export class Parking<T extends Parkable> {
         else {
           out.push(e.job);
           this.byDelivery.delete(e.job.deliveryId);
+          this.heldBytes -= e.job.bytes;
         }
       }
       if (keep.length === 0) this.byEndpoint.delete(endpoint);
