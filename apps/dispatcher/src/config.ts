@@ -55,6 +55,8 @@ export interface DispatcherConfig extends ServiceSettings {
   maxParked: number;
   /** Payload bytes parked in memory per replica at most, beside maxParked. Default 128 MiB. */
   maxParkedBytes: number;
+  /** Payload bytes of deliveries held in memory (queued, in flight, being recorded) above which intake waits. Default 256 MiB. */
+  maxHeldBytes: number;
   /** Longest a retry stays parked (its tier record uncommitted) before it goes back to a tier. Default 60 s. */
   parkMaxMs: number;
   /** Kafka consumer session: how long a replica that died silently (SIGKILL) keeps its partitions. Default 30 s. */
@@ -110,6 +112,7 @@ export function loadConfig(env: Record<string, string | undefined>): DispatcherC
     breakerProbeMs: r.int('BREAKER_PROBE_MS', 1_000, { min: 100, max: 600_000 }),
     maxParked: r.int('MAX_PARKED', 20_000, { min: 0, max: 1_000_000 }),
     maxParkedBytes: r.int('MAX_PARKED_MB', 128, { min: 1, max: 65_536 }) * 1024 * 1024,
+    maxHeldBytes: r.int('MAX_HELD_MB', 256, { min: 1, max: 65_536 }) * 1024 * 1024,
     parkMaxMs: r.int('PARK_MAX_SECONDS', 60, { min: 1, max: 3_600 }) * 1000,
     sessionTimeoutMs: r.int('KAFKA_SESSION_TIMEOUT_MS', 30_000, { min: 6_000, max: 300_000 }),
     shutdownDeadlineMs: r.int('SHUTDOWN_DEADLINE_MS', 20_000, { min: 1_000, max: 24_000 }),

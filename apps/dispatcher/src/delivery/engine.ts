@@ -151,6 +151,8 @@ export interface EngineOptions {
   maxParked?: number;
   /** Payload bytes parked at most, beside maxParked (a 256 KiB payload counts as such). Default 128 MiB. */
   maxParkedBytes?: number;
+  /** Payload bytes of tasks held in memory (queued, in flight, being recorded) above which intake waits. Default 256 MiB. */
+  maxHeldBytes?: number;
   /** Longest a task stays parked before it goes back to a tier (its record's offset is held meanwhile). Default 60 s. */
   parkMaxMs?: number;
 }
@@ -208,6 +210,9 @@ export class DeliveryEngine {
   private readonly redeliveryGraceMs: number;
   /** Tasks held in memory (queued, in flight, or being recorded) above which intake waits. */
   private readonly maxHeld: number;
+  /** Their payload bytes (each task counts its own, though the tasks of one event share it), and the most intake lets in. */
+  private heldBytes = 0;
+  private readonly maxHeldBytes: number;
   private ageTimer: NodeJS.Timeout | undefined;
   readonly breakers: Breakers;
   /** Tier tasks of endpoints whose circuit is open, until a probe succeeds (parking.ts). */
@@ -230,6 +235,7 @@ export class DeliveryEngine {
     this.spillAfterMs = opts.spillAfterMs ?? 2_000;
     this.redeliveryGraceMs = opts.redeliveryGraceMs ?? 12_000;
     this.maxHeld = opts.maxInFlight * 9;
+    this.maxHeldBytes = opts.maxHeldBytes ?? 256 * 1024 * 1024;
     this.breakers = new Breakers(opts.breakerFailures ?? 20, opts.breakerProbeMs ?? 1_000, log);
     this.parking = new Parking<Job>(opts.maxParked ?? 20_000, opts.maxParkedBytes ?? 128 * 1024 * 1024);
     this.parkMaxMs = opts.parkMaxMs ?? 60_000;
@@ -250,8 +256,8 @@ export class DeliveryEngine {
     this.ageTimer.unref();
   }
 
-  get load(): { inFlight: number; queued: number; held: number; parked: number; earlyRetries: number } {
-    return { ...this.queue.size, held: this.held.size, parked: this.parking.size, earlyRetries: this.earlyRetries.size };
+  get load(): { inFlight: number; queued: number; held: number; heldBytes: number; parked: number; earlyRetries: number } {
+    return { ...this.queue.size, held: this.held.size, heldBytes: this.heldBytes, parked: this.parking.size, earlyRetries: this.earlyRetries.size };
   }
 
   get stopping(): boolean {
@@ -269,7 +275,8 @@ export class DeliveryEngine {
     // endpoints must hold intake back rather than let unwritten outcomes pile up in memory.
     // Tier work (retries, a recovering endpoint's backlog) may hold at most half of it, so first
     // attempts always find room: a backlog drains beside new events, not in front of them.
-    while (this.held.size >= this.maxHeld || (forTiers && this.heldFromTiers >= this.maxHeld / 2)) {
+    // And their payloads: 2,304 tasks (the default budget) of 256 KiB payloads would be 576 MiB.
+    while (this.held.size >= this.maxHeld || this.heldBytes >= this.maxHeldBytes || (forTiers && this.heldFromTiers >= this.maxHeld / 2)) {
       if (Date.now() >= end) return false;
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -502,12 +509,14 @@ export class DeliveryEngine {
       return;
     }
     this.held.set(j.key, j);
+    this.heldBytes += j.bytes;
     if (j.fromTier) this.heldFromTiers++;
   }
 
   private release(j: Job): void {
     if (this.held.get(j.key) !== j) return;
     this.held.delete(j.key);
+    this.heldBytes -= j.bytes;
     if (j.fromTier) this.heldFromTiers--;
   }
 
