@@ -137,6 +137,8 @@ retrySchedule: RETRY_SCHEDULE
 retryJitterPercent: RETRY_JITTER_PERCENT
 maxInFlight: MAX_IN_FLIGHT
 maxInFlightPerEndpoint: MAX_IN_FLIGHT_PER_ENDPOINT
+maxHeldMb: MAX_HELD_MB
+maxParkedMb: MAX_PARKED_MB
 retryPartitions: KAFKA_RETRY_PARTITIONS
 subscriberCacheMs: SUBSCRIBER_CACHE_MS
 responseBodyLimitBytes: RESPONSE_BODY_LIMIT_BYTES
