@@ -181,13 +181,30 @@ describe('a failed probe\'s retry, waiting for its backoff when the endpoint ans
     const down = await downEndpoint(p, '/probed', 6);
     // Beside it, in another workspace, an endpoint that asks for 20 s with Retry-After: it gets them.
     const asked = await downEndpoint(p, '/asked', 4, { status: 503, headers: { 'retry-after': '20' } }, `ws_${p.prefix}_asked`);
+    // And one that, once it answers again, refuses each early copy once with Retry-After: 25.
+    const flapWs = `ws_${p.prefix}_flap`;
+    const requests = new Map<string, number>();
+    let beforeUp: Map<string, number> | undefined;
+    p.receiver.behaviour.set('/flap', (req) => {
+      const id = String(req.headers['x-webhook-id']);
+      const n = (requests.get(id) ?? 0) + 1;
+      requests.set(id, n);
+      if (!beforeUp) return { status: 503 };
+      const probed = (beforeUp.get(id) ?? 0) >= 2;
+      return probed && n === beforeUp.get(id)! + 1 ? { status: 503, headers: { 'retry-after': '25' } } : { status: 200, body: 'ok' };
+    });
+    const flap = await createEndpoint(p, flapWs, p.receiver.url('/flap'));
+    const flapIds: string[] = [];
+    for (let i = 0; i < 6; i++) flapIds.push(await publish(p, flapWs, { order_id: `o-flap${i}` }));
     const engine = p.dispatcher.engine!;
     // Two probes failed with the circuit open: their retries wait 20 s on their tier.
     await eventually(async () => ((await p.models.attempts.countDocuments({ endpointId: down.ep.id, outcome: 'failed', attemptNumber: { $gte: 2 } })) >= 2 ? true : undefined), 20_000, 'two failed probes');
     expect(engine.load.earlyRetries).toBeGreaterThanOrEqual(2);
     await eventually(async () => ((await p.models.attempts.countDocuments({ endpointId: asked.ep.id, outcome: 'failed' })) >= 3 ? true : undefined), 20_000, 'the other endpoint to fail');
+    await eventually(async () => ((await p.models.attempts.countDocuments({ endpointId: flap.id, outcome: 'failed', attemptNumber: { $gte: 2 } })) >= 2 ? true : undefined), 20_000, 'two failed probes of the flapping endpoint');
     down.recover();
     asked.recover();
+    beforeUp = new Map(requests);
     await down.deliveredOnce(30_000);
     const attempts = (await p.models.attempts.find({ endpointId: down.ep.id })).map((a) => attemptFromStored(a.doc));
     const probed = attempts.filter((a) => a.outcome === 'failed' && a.attemptNumber >= 2);
@@ -214,5 +231,22 @@ describe('a failed probe\'s retry, waiting for its backoff when the endpoint ans
       const next = told.find((a) => a.deliveryId === failed.deliveryId && a.attemptNumber === failed.attemptNumber + 1);
       expect(next!.createdAt.getTime()).toBeGreaterThanOrEqual(failed.nextAttemptAt!.getTime());
     }
-  }, 90_000);
+
+    // A copy that fails carries the delivery on with its own retry, at the Retry-After it was
+    // given; the tier record it was copied from, due before that, sends nothing.
+    await eventually(async () => {
+      for (const id of flapIds) if ((await outcomeOf(p, `${id}|${flap.id}`))?.state !== 'succeeded') return undefined;
+      return true;
+    }, 40_000, 'every delivery to the flapping endpoint to succeed');
+    const flapped = (await p.models.attempts.find({ endpointId: flap.id })).map((a) => attemptFromStored(a.doc));
+    const copied = flapIds.filter((id) => (beforeUp!.get(id) ?? 0) >= 2);
+    expect(copied.length).toBeGreaterThanOrEqual(2);
+    for (const id of copied) {
+      const mine = flapped.filter((a) => a.eventId === id).sort((a, b) => a.attemptNumber - b.attemptNumber);
+      const made = beforeUp!.get(id)!;
+      expect(mine.map((a) => a.outcome)).toEqual([...Array<string>(made + 1).fill('failed'), 'succeeded']);
+      expect(mine[made + 1]!.createdAt.getTime()).toBeGreaterThanOrEqual(mine[made]!.nextAttemptAt!.getTime());
+      expect(requests.get(id)).toBe(made + 2);
+    }
+  }, 120_000);
 });

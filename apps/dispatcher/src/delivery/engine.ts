@@ -187,6 +187,8 @@ const TASK_OVERHEAD_BYTES = 1_024;
  * then be attempted).
  */
 const EARLY_LEAD_MS = 5_000;
+/** Likewise when the copy is about to start (it waited in the queue meanwhile). */
+const EARLY_START_LEAD_MS = 1_000;
 /** Backoff between tries to record an outcome while the database or broker is down. */
 const RECORD_RETRY_MS = [200, 1_000, 2_000, 5_000];
 
@@ -220,6 +222,8 @@ export class DeliveryEngine {
   private readonly parkMaxMs: number;
   /** Endpoints whose park is being fed to the work queue. */
   private readonly feeding = new Set<string>();
+  /** Endpoints whose early copies are being fed to the work queue. */
+  private readonly feedingEarly = new Set<string>();
   /** Retries of failed probes, attempted early when their endpoint answers (early-retries.ts). */
   private readonly earlyRetries = new EarlyRetries<Task>(EARLY_RETRIES_MAX, EARLY_RETRIES_MAX_BYTES);
 
@@ -458,8 +462,8 @@ export class DeliveryEngine {
     for (const j of due) {
       if (!j.task.verify) continue;
       const known = this.earlyRetries.known(j.deliveryId, j.task.attemptsMade);
-      if (known === 'delivered') delivered.add(j);
-      else if (known === 'not copied' || known === 'not delivered') j.task = { ...j.task, verify: false };
+      if (known === 'carried') delivered.add(j);
+      else if (known === 'not copied') j.task = { ...j.task, verify: false };
       else toCheck.push(j);
     }
     for (const j of await whileBeating(this.deliveredAmong(toCheck), heartbeat)) delivered.add(j);
@@ -681,7 +685,7 @@ export class DeliveryEngine {
       // Within the tier budget, like tier intake: a recovering backlog drains beside first
       // attempts, never in front of them (without this, a healthy endpoint's p99 reached ~900 ms
       // while 10,000 parked deliveries drained at 4,300/s).
-      while (!this.stopped && this.heldFromTiers >= this.maxHeld / 2) await sleep(5);
+      while (!this.stopped && !this.roomForTierWork()) await sleep(5);
       const j = this.parking.takeOne(endpointKey);
       if (!j) return;
       if (this.coveredBy(j)) continue;
@@ -702,28 +706,43 @@ export class DeliveryEngine {
    * circuit open again meanwhile, the rest are remembered for the next recovery.
    */
   private attemptEarly(endpointKey: string): void {
-    if (this.stopped) return;
+    // One feed per endpoint: what is remembered meanwhile waits for the next success.
+    if (this.stopped || this.feedingEarly.has(endpointKey)) return;
     const tasks = this.earlyRetries.take(endpointKey, Date.now(), EARLY_LEAD_MS);
     if (tasks.length === 0) return;
     this.log.info({ endpoint: endpointKey, deliveries: tasks.length }, 'endpoint answered again: retries of its failed probes attempted now, not at their backoff');
-    void this.track(this.feedEarly(endpointKey, tasks));
+    this.feedingEarly.add(endpointKey);
+    void this.track(this.feedEarly(endpointKey, tasks)).finally(() => this.feedingEarly.delete(endpointKey));
   }
 
   private async feedEarly(endpointKey: string, tasks: { deliveryId: string; task: Task }[]): Promise<void> {
-    for (const [i, { task }] of tasks.entries()) {
-      const j = this.job({ ...task, dueAt: Date.now(), verify: false }, { links: linkFromTraceparent(task.traceparent) }, this.tiers.shortest.delayMs);
-      j.key += '~early';
-      j.early = true;
-      while (!this.stopped && this.heldFromTiers >= this.maxHeld / 2) await sleep(5);
-      while (!this.stopped && !this.breakers.isOpen(endpointKey) && !this.queue.push(j)) await this.queue.waitForEndpointRoom(endpointKey, 1_000);
+    for (const [i, { deliveryId, task }] of tasks.entries()) {
+      while (!this.stopped && !this.breakers.isOpen(endpointKey) && !this.roomForTierWork()) await sleep(5);
+      let queued = false;
+      while (!this.stopped && !this.breakers.isOpen(endpointKey)) {
+        // Checked again before each try: a copy must not start once its tier record is near (both would be sent).
+        if (!this.earlyRetries.stillEarly(deliveryId, task.attemptsMade, Date.now(), EARLY_LEAD_MS)) break;
+        const j = this.job({ ...task, dueAt: Date.now(), verify: false }, { links: linkFromTraceparent(task.traceparent) }, this.tiers.shortest.delayMs);
+        j.key += '~early';
+        j.early = true;
+        if ((queued = this.queue.push(j))) {
+          j.queuedAt = Date.now();
+          this.hold(j);
+          break;
+        }
+        await this.queue.waitForEndpointRoom(endpointKey, 1_000);
+      }
       if (this.stopped) return;
-      if (this.breakers.isOpen(endpointKey)) {
-        for (const rest of tasks.slice(i)) this.earlyRetries.putBack(rest.deliveryId, rest.task, rest.task.event.payload.length + TASK_OVERHEAD_BYTES);
+      if (!queued && this.breakers.isOpen(endpointKey)) {
+        for (const rest of tasks.slice(i)) this.earlyRetries.putBack(rest.deliveryId, rest.task.attemptsMade, rest.task, rest.task.event.payload.length + TASK_OVERHEAD_BYTES);
         return;
       }
-      j.queuedAt = Date.now();
-      this.hold(j);
     }
+  }
+
+  /** Room for more tier work (a backlog or early copies): within half the held budget, and the byte budget. */
+  private roomForTierWork(): boolean {
+    return this.heldFromTiers < this.maxHeld / 2 && this.heldBytes < this.maxHeldBytes;
   }
 
   /**
@@ -808,8 +827,9 @@ export class DeliveryEngine {
    * and leaves their records uncommitted (read again by the partition's next owner).
    */
   private async defer(all: Job[]): Promise<void> {
-    // An early copy is not handed to a tier: its tier record is there already.
+    // An early copy is not handed to a tier: its tier record is there already, and is attempted.
     const jobs = all.filter((j) => !j.early);
+    for (const j of all) if (j.early) this.earlyRetries.abandoned(j.deliveryId, j.task.attemptsMade);
     if (jobs.length === 0) return;
     if (await this.untilDone(() => this.waiting.wait(jobs.map((j) => j.task)), { count: jobs.length }, 'deliveries not handed to the retry tiers')) for (const j of jobs) j.settle();
   }
@@ -836,6 +856,8 @@ export class DeliveryEngine {
 
   private async runToEnd(job: Job, slotFree: () => void): Promise<void> {
     try {
+      // An early copy whose tier record was met meanwhile, or is about due, is not sent: the record is.
+      if (job.early && !this.earlyRetries.stillEarly(job.deliveryId, job.task.attemptsMade, Date.now(), EARLY_START_LEAD_MS)) return;
       let attempted: Attempted;
       try {
         attempted = await this.pipeline.attempt(job.task, job.trace, slotFree);
@@ -864,16 +886,16 @@ export class DeliveryEngine {
       // A probe (or the failure that opened the circuit) failed: its retry waits in its tier,
       // marked to be dropped there if delivered meanwhile, and is remembered to be attempted as
       // soon as the endpoint answers (unless the endpoint asked for the delay with Retry-After).
-      // An early copy's failure schedules nothing: its tier record carries the delivery on.
+      // An early copy is recorded like any attempt (its retry, if any, at its own backoff or
+      // Retry-After) and then carries the delivery on: its tier record is dropped when due.
       let remember: Task | undefined;
-      if (job.early) delete attempted.next;
-      else if (decision.kind === 'retry' && !decision.retryAfter && attempted.next && attempted.next.dueAt - now > EARLY_LEAD_MS && this.breakers.isOpen(job.endpointKey)) {
+      if (!job.early && decision.kind === 'retry' && !decision.retryAfter && attempted.next && attempted.next.dueAt - now > EARLY_LEAD_MS && this.breakers.isOpen(job.endpointKey)) {
         attempted.next = remember = { ...attempted.next, verify: true };
       }
       if (await this.untilDone(() => this.pipeline.record(attempted), { deliveryId: job.deliveryId }, 'outcome not recorded')) {
         job.settle();
         if (remember && attempted.done.scheduled) this.earlyRetries.remember(job.endpointKey, job.deliveryId, remember.attemptsMade, remember, job.bytes);
-        if (job.early) this.earlyRetries.copyEnded(job.deliveryId, d === 'succeeded');
+        if (job.early) this.earlyRetries.carried(job.deliveryId, job.task.attemptsMade);
       }
     } finally {
       slotFree();
