@@ -353,3 +353,4 @@ export function brokerProbe(kafka: Kafka): () => Promise<void> {
   };
 }
 export { CoalescingSender } from './coalescing-sender';
+export { fixRequestQueue } from './request-queue-fix';
