@@ -140,7 +140,10 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
       });
       const eng = new DeliveryEngine(models, subscribers, pipeline, waiting, tiers, { ...config, redeliveryGraceMs, onDependencyError: (err) => readiness.dependencyFailed(err) }, log);
       engine = eng;
-      meters.watchEngine(() => ({ parked: eng.load.parked, openCircuits: eng.breakers.open }));
+      meters.watchEngine(() => {
+        const { parked, heldBytes, earlyRetries } = eng.load;
+        return { parked, openCircuits: eng.breakers.open, heldBytes, earlyRetries };
+      });
 
       // Endpoint changes: drop cached subscribers of the workspace. A private group per replica
       // (every replica must see every change), starting from the latest record.

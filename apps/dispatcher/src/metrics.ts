@@ -18,7 +18,7 @@ export interface DeliveryMetrics {
   /** Latest lag of a partition this replica consumes (records behind the high watermark): on a retry tier, the retries waiting there. */
   consumerLag(topic: string, partition: number, lag: number): void;
   /** Reads the engine's parked deliveries and open circuits at each scrape. */
-  watchEngine(read: () => { parked: number; openCircuits: number }): void;
+  watchEngine(read: () => { parked: number; openCircuits: number; heldBytes: number; earlyRetries: number }): void;
 }
 
 export const NO_DELIVERY_METRICS: DeliveryMetrics = {
@@ -46,6 +46,8 @@ export function deliveryMetrics(meter: Meter): DeliveryMetrics {
   // Parked deliveries were taken off their tier, so the tier's consumer lag no longer counts them.
   const parked = meter.createObservableGauge('hookline.deliveries.parked', { description: 'Retries of endpoints whose circuit is open, waiting in this replica\'s memory for a probe to succeed (their tier records uncommitted)' });
   const openCircuits = meter.createObservableGauge('hookline.circuits.open', { description: 'Endpoints whose circuit is open on this replica (one probe attempt per BREAKER_PROBE_MS)' });
+  const heldBytes = meter.createObservableGauge('hookline.deliveries.held.bytes', { unit: 'By', description: 'Payload bytes of the deliveries this replica holds in memory (queued, in flight, being recorded); intake waits at MAX_HELD_MB' });
+  const earlyRetries = meter.createObservableGauge('hookline.retries.early', { description: 'Retries of failed probes this replica will attempt as soon as their endpoint answers, instead of at their backoff' });
 
   const lags = new Map<string, { attrs: Attributes; lag: number }>();
   consumerLag.addCallback((r: ObservableResult) => {
@@ -67,6 +69,8 @@ export function deliveryMetrics(meter: Meter): DeliveryMetrics {
     watchEngine(read) {
       parked.addCallback((r) => r.observe(read().parked));
       openCircuits.addCallback((r) => r.observe(read().openCircuits));
+      heldBytes.addCallback((r) => r.observe(read().heldBytes));
+      earlyRetries.addCallback((r) => r.observe(read().earlyRetries));
     },
   };
 }
