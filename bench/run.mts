@@ -24,7 +24,9 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'signing,baseline,e2e,latency,fanout,isolation,recovery,ingest').split(','));
 const phase = (name: string) => PHASES.has(name);
 // BENCH_CPU_PROFILE=1 writes a V8 CPU profile of each service to bench/results/profiles/.
-const profileEnv: Record<string, string> = process.env.BENCH_CPU_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(REPO_ROOT, 'bench', 'results', 'profiles')}` } : {};
+// BENCH_NODE_OPTIONS adds Node options to every service (a --require of a probe, say).
+const serviceNodeOptions = [process.env.BENCH_CPU_PROFILE ? `--cpu-prof --cpu-prof-dir=${path.join(REPO_ROOT, 'bench', 'results', 'profiles')}` : '', process.env.BENCH_NODE_OPTIONS ?? ''].filter(Boolean).join(' ');
+const profileEnv: Record<string, string> = serviceNodeOptions ? { NODE_OPTIONS: serviceNodeOptions } : {};
 const results: Record<string, unknown> = {};
 const rows: [string, string][] = [];
 const row = (name: string, value: string) => {
