@@ -1,4 +1,5 @@
-import { Breakers, supersededIn } from './engine';
+import { Breakers } from './breakers';
+import { supersededIn } from './engine';
 
 describe('Breakers', () => {
   it('opens after the threshold of failures in a row, then allows one probe per interval until a success', () => {
