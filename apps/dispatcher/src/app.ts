@@ -4,7 +4,7 @@ import { deliveryV1, endpointsV1 } from '@hookline/proto';
 import { metrics } from '@opentelemetry/api';
 import { createLogger, exitOnFatal, grpcClientArgs, GrpcServer, Lifecycle, Readiness, timeOrderedId, connectMongo, serve, type Logger } from '@hookline/service-kit';
 import { allTopics, createKafka, createProducer, ensureTopicsOn, isRebalanceError, watchConsumer, type ConsumerWatchHandle } from '@hookline/kafka';
-import type { Consumer, ConsumerRunConfig } from 'kafkajs';
+import type { Admin, Consumer, ConsumerRunConfig } from 'kafkajs';
 import { currentTelemetry } from '@hookline/telemetry';
 import { AllowList } from '@hookline/url-policy';
 import type { DispatcherConfig } from './config';
@@ -183,6 +183,9 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         maxWaitTimeInMs: 1_000,
         retry: { initialRetryTime: 300, retries: 12, maxRetryTime: 10_000 },
       };
+      const admin = kafka.admin();
+      life.defer('kafka admin client', () => admin.disconnect());
+      await admin.connect();
       const events = kafka.consumer({ groupId: config.consumerGroup, ...consumerOptions });
       const retries = kafka.consumer({ groupId: config.retryTiers.consumerGroup, ...consumerOptions });
       const committers = [committer(events, eng.eventOffsets, log), committer(retries, eng.taskOffsets, log)];
@@ -195,7 +198,12 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         [retries, eng.taskOffsets, 'kafka retry consumer'],
       ] as const) {
         watches.push(watchConsumer(consumer, readiness, name, { onFatal, rerun: () => consumer.run(runs.get(consumer)), log }));
-        consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => offsets.retain(payload.memberAssignment));
+        // Partitions new here: what their previous owner settled past its commit point is read
+        // from the commit's metadata before their records are taken (offset-tracker.ts).
+        consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+          const added = offsets.retain(payload.memberAssignment);
+          if (added.length > 0) offsets.inherit(added, committedOffsets(admin, payload.groupId, added, log));
+        });
         // A consumer kafkajs does not restart is out of its group for seconds at least (the watch
         // runs it again, as a new member): its partitions go to other replicas meanwhile. A
         // partition given back after that must not keep its old assignment time, parked tasks and
@@ -313,6 +321,33 @@ function committer(consumer: Consumer, offsets: OffsetTracker, log: Logger): () 
         else log.warn({ err }, 'offset commit failed; retrying');
       }
     })().finally(() => (committing = undefined)));
+}
+
+/** How long intake of a newly assigned partition waits for its previous owner's commit. */
+const INHERIT_TIMEOUT_MS = 5_000;
+
+/**
+ * The committed offsets and metadata of these partitions, by `topic/partition`. Rejects after
+ * INHERIT_TIMEOUT_MS, or when the broker does not answer: their records are then all taken, as
+ * without metadata.
+ */
+async function committedOffsets(admin: Admin, groupId: string, partitions: { topic: string; partition: number }[], log: Logger): Promise<Map<string, { offset: string; metadata: string | null }>> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const topics = [...new Set(partitions.map((p) => p.topic))];
+    const found = await Promise.race([
+      admin.fetchOffsets({ groupId, topics }),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${INHERIT_TIMEOUT_MS} ms`)), INHERIT_TIMEOUT_MS))),
+    ]);
+    const out = new Map<string, { offset: string; metadata: string | null }>();
+    for (const t of found) for (const p of t.partitions) out.set(`${t.topic}/${p.partition}`, { offset: p.offset, metadata: p.metadata });
+    return out;
+  } catch (err) {
+    log.warn({ err, groupId, partitions: partitions.length }, 'could not read the committed offsets of partitions new here; their records past the commit point are all taken');
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Backpressure without missing heartbeats (a blocked batch would cost the partitions). False: give the batch up. */
