@@ -183,6 +183,9 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         maxWaitTimeInMs: 1_000,
         retry: { initialRetryTime: 300, retries: 12, maxRetryTime: 10_000 },
       };
+      // Intake of a new partition waits this long at most for its previous owner's commit (it
+      // heartbeats meanwhile).
+      const inheritTimeoutMs = Math.min(INHERIT_TIMEOUT_MS, Math.floor(config.sessionTimeoutMs / 3));
       const admin = kafka.admin();
       life.defer('kafka admin client', () => admin.disconnect());
       await admin.connect();
@@ -202,14 +205,16 @@ export function createApp(config: DispatcherConfig, log: Logger = createLogger('
         // from the commit's metadata before their records are taken (offset-tracker.ts).
         consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
           const added = offsets.retain(payload.memberAssignment);
-          if (added.length > 0) offsets.inherit(added, committedOffsets(admin, payload.groupId, added, log));
+          if (added.length > 0) offsets.inherit(added, committedOffsets(admin, payload.groupId, added, inheritTimeoutMs, log));
         });
         // A consumer kafkajs does not restart is out of its group for seconds at least (the watch
         // runs it again, as a new member): its partitions go to other replicas meanwhile. A
         // partition given back after that must not keep its old assignment time, parked tasks and
         // commit point (the other owner's may be ahead): forget them all now; records read again
         // are deduplicated against the attempts still held (engine.coveredBy). A crash kafkajs
-        // restarts at once keeps them, as kafkajs keeps its member.
+        // restarts keeps them: kafkajs leaves the group and joins again at once, usually getting
+        // the same partitions back (if another member had them meanwhile, records both took are
+        // sent twice, and the next GROUP_JOIN commits this replica's point again).
         consumer.on(consumer.events.CRASH, ({ payload }) => {
           if (payload.restart) return;
           offsets.retain({});
@@ -318,26 +323,29 @@ function committer(consumer: Consumer, offsets: OffsetTracker, log: Logger): () 
         for (const p of due) offsets.committed(p);
       } catch (err) {
         if (isRebalanceError(err)) log.info({ err }, 'offset commit refused during a rebalance; retrying');
-        else log.warn({ err }, 'offset commit failed; retrying');
+        else if ((err as { type?: unknown }).type === 'OFFSET_METADATA_TOO_LARGE') {
+          offsets.shrinkMetadata();
+          log.warn({ err }, 'the broker refused the offset commit metadata as too large (offset.metadata.max.bytes); writing half as much from now on');
+        } else log.warn({ err }, 'offset commit failed; retrying');
       }
     })().finally(() => (committing = undefined)));
 }
 
-/** How long intake of a newly assigned partition waits for its previous owner's commit. */
+/** Longest intake of a newly assigned partition waits for its previous owner's commit (a third of the session timeout if less). */
 const INHERIT_TIMEOUT_MS = 5_000;
 
 /**
  * The committed offsets and metadata of these partitions, by `topic/partition`. Rejects after
- * INHERIT_TIMEOUT_MS, or when the broker does not answer: their records are then all taken, as
+ * `timeoutMs`, or when the broker does not answer: their records are then all taken, as
  * without metadata.
  */
-async function committedOffsets(admin: Admin, groupId: string, partitions: { topic: string; partition: number }[], log: Logger): Promise<Map<string, { offset: string; metadata: string | null }>> {
+async function committedOffsets(admin: Admin, groupId: string, partitions: { topic: string; partition: number }[], timeoutMs: number, log: Logger): Promise<Map<string, { offset: string; metadata: string | null }>> {
   let timer: NodeJS.Timeout | undefined;
   try {
     const topics = [...new Set(partitions.map((p) => p.topic))];
     const found = await Promise.race([
       admin.fetchOffsets({ groupId, topics }),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${INHERIT_TIMEOUT_MS} ms`)), INHERIT_TIMEOUT_MS))),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
     ]);
     const out = new Map<string, { offset: string; metadata: string | null }>();
     for (const t of found) for (const p of t.partitions) out.set(`${t.topic}/${p.partition}`, { offset: p.offset, metadata: p.metadata });

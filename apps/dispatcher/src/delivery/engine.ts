@@ -257,7 +257,8 @@ export class DeliveryEngine {
     const records = messages.filter((m) => !this.eventOffsets.seen(topic, partition, m.offset));
     // Records the partition's previous owner settled past its commit point are registered as
     // settled, and nothing else (offset-tracker.ts).
-    const settledElsewhere = await this.eventOffsets.settledElsewhere(topic, partition);
+    const inheriting = this.eventOffsets.settledElsewhere(topic, partition);
+    const settledElsewhere = typeof inheriting === 'function' ? inheriting : await whileBeating(inheriting, heartbeat);
     const now = Date.now();
     // A record appended after this replica was given the partition, of an event not met lately,
     // cannot have been read by anyone else: its deliveries start at once and its event is stored
@@ -361,7 +362,8 @@ export class DeliveryEngine {
 
   private async doIntakeTasks(topic: string, partition: number, messages: KafkaMessage[], heartbeat?: () => Promise<void>): Promise<TaskIntake> {
     const tier = this.tiers.byTopic(topic);
-    const settledElsewhere = await this.taskOffsets.settledElsewhere(topic, partition);
+    const inheriting = this.taskOffsets.settledElsewhere(topic, partition);
+    const settledElsewhere = typeof inheriting === 'function' ? inheriting : await whileBeating(inheriting, heartbeat);
     const now = Date.now();
     let taken = 0;
     let resumeAt: number | undefined;
@@ -376,8 +378,11 @@ export class DeliveryEngine {
     // query per chunk still to 0-100/s with FerretDB at 130 % (session 5). On MongoDB both are index
     // probes; there, marking records due before `taskOffsets.assignedAt` as `verify` would do.
     for (const m of messages) {
+      // Settled by the partition's previous owner past its commit point: registered, with no
+      // task, due or not.
+      const elsewhere = settledElsewhere(m.offset);
       const due = dueOf(m);
-      if (due > now && tier && !this.tiers.hopsFrom(tier, due - now)) {
+      if (!elsewhere && due > now && tier && !this.tiers.hopsFrom(tier, due - now)) {
         resumeAt = due;
         break;
       }
@@ -385,8 +390,7 @@ export class DeliveryEngine {
       // Registered already: fetched again after a rebalance that left the partition here.
       if (this.taskOffsets.seen(topic, partition, m.offset)) continue;
       fresh.push(m);
-      // Settled by the partition's previous owner past its commit point: registered, with no task.
-      if (settledElsewhere(m.offset)) continue;
+      if (elsewhere) continue;
       let task: Task;
       try {
         task = decodeTask(m);

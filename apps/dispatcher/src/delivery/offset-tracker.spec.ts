@@ -1,4 +1,4 @@
-import { decodeSettled, encodeSettled, MAX_METADATA_CHARS, OffsetTracker } from './offset-tracker';
+import { decodeSettled, encodeSettled, MAX_METADATA_CHARS, MAX_WALK, OffsetTracker, RECOMMIT_MS } from './offset-tracker';
 
 describe('OffsetTracker', () => {
   it('commits one past the longest run of settled records from the front, and the records settled past it as metadata', () => {
@@ -156,5 +156,55 @@ describe('OffsetTracker', () => {
     const t = new OffsetTracker();
     t.inherit(t.retain({ events: [0] }), Promise.reject(new Error('broker down')));
     expect((await t.settledElsewhere('events', 0))('5')).toBe(false);
+  });
+
+  it('claims what it inherited past the records it took in its own commits, and commits nothing while that is read', async () => {
+    const t = new OffsetTracker();
+    let answer!: (m: Map<string, { offset: string; metadata: string | null }>) => void;
+    t.inherit(t.retain({ retry: [0] }), new Promise((r) => (answer = r)));
+    t.register('retry', 0, '100').hold();
+    // Reading the previous owner's commit: committing now would overwrite its claims.
+    expect(t.due()).toEqual([]);
+    // It settled 102-104 and 200-209 past 100.
+    answer(new Map([['retry/0', { offset: '100', metadata: 's1:2.3,2n.a' }]]));
+    const settled = await t.settledElsewhere('retry', 0);
+    expect(settled('103')).toBe(true);
+    t.register('retry', 0, '101').hold();
+    t.register('retry', 0, '102'); // settled elsewhere: registered without a hold
+    const [point] = t.due();
+    // 102 taken here, 103-104 and 200-209 not reached yet: all still claimed.
+    expect(decodeSettled(100n, point!.metadata)).toEqual([
+      [102n, 105n],
+      [200n, 210n],
+    ]);
+  });
+
+  it('commits its point again after RECOMMIT_MS and in every new generation, and shrinks the metadata when told', () => {
+    const t = new OffsetTracker();
+    t.retain({ events: [0] });
+    t.register('events', 0, '0').hold();
+    for (let o = 1; o <= 40; o += 2) t.register('events', 0, String(o)) && t.register('events', 0, String(o + 1)).hold();
+    const [p] = t.due(1_000);
+    t.committed(p!, 1_000);
+    expect(t.due(1_000 + RECOMMIT_MS - 1)).toEqual([]);
+    expect(t.due(1_000 + RECOMMIT_MS)).toEqual([p]);
+    t.committed(p!, 1_000 + RECOMMIT_MS);
+    t.retain({ events: [0] });
+    expect(t.due(1_000 + RECOMMIT_MS)).toEqual([p]);
+    const full = p!.metadata!.length;
+    t.shrinkMetadata();
+    t.shrinkMetadata();
+    t.shrinkMetadata();
+    t.shrinkMetadata();
+    t.shrinkMetadata();
+    t.shrinkMetadata();
+    const [small] = t.due(1_000 + RECOMMIT_MS);
+    expect(small!.metadata!.length).toBeLessThanOrEqual(Math.floor(MAX_METADATA_CHARS / 64));
+    expect(small!.metadata!.length).toBeLessThan(full);
+  });
+
+  it('looks at the first MAX_WALK records past the commit point at most', () => {
+    const open = Array.from({ length: MAX_WALK + 10 }, (_, i) => ({ offset: BigInt(i + 1), unsettled: i === MAX_WALK + 5 ? 1 : 0 }));
+    expect(decodeSettled(0n, encodeSettled(0n, open, [[BigInt(MAX_WALK) + 100n, BigInt(MAX_WALK) + 200n]]))).toEqual([[1n, BigInt(MAX_WALK) + 1n]]);
   });
 });

@@ -23,8 +23,12 @@ export interface CommitPoint {
   metadata: string | null;
 }
 
-/** Longest commit metadata written. Brokers refuse more than `offset.metadata.max.bytes` (4,096 by default). */
+/** Longest commit metadata written at first. Brokers refuse more than `offset.metadata.max.bytes` (4,096 by default); a broker that refuses it halves this (shrinkMetadata). */
 export const MAX_METADATA_CHARS = 2_000;
+/** Records past the commit point looked at per encoding at most (a head held for a minute can have 100,000 behind it). */
+export const MAX_WALK = 50_000;
+/** A partition's point is committed again after this long even if unchanged: a late commit of its previous owner may have overwritten it. */
+export const RECOMMIT_MS = 10_000;
 const FORMAT = 's1:';
 
 /** One registered record: hold() once per delivery it produced, release() once each is settled. */
@@ -42,10 +46,20 @@ interface Track {
   last: bigint;
   /** One past the last record whose deliveries, and those of every record before it, are settled. */
   passed: bigint;
-  /** Offset last committed (next to read), or −1. */
+  /** Offset last committed (next to read), or −1 (commit again). */
   committed: bigint;
   /** The metadata committed with it. */
   committedMetadata: string | null;
+  committedAt: number;
+  /** Registrations and releases so far, and how many there were when `encoded` was made. */
+  changes: number;
+  encoded?: { changes: number; passed: bigint; limit: number; metadata: string | null };
+}
+
+/** What a partition's previous owner settled past its commit point: absolute ranges [start, end). */
+interface Inheritance {
+  pending: Promise<void> | undefined;
+  ranges: [bigint, bigint][];
 }
 
 /** Offsets past the commit point that a partition's previous owner settled. */
@@ -57,7 +71,8 @@ export class OffsetTracker {
   /** Partitions assigned to this replica, with when it got each (kept across rebalances that leave it here). */
   private assigned = new Map<string, number>();
   /** Per partition assigned lately: what its previous owner settled past its commit point (inherit). */
-  private readonly inherited = new Map<string, Promise<SettledElsewhere>>();
+  private readonly inherited = new Map<string, Inheritance>();
+  private metadataLimit = MAX_METADATA_CHARS;
 
   /** True when this record was already registered (fetched again after a rebalance kept the partition here). */
   seen(topic: string, partition: number, offset: string): boolean {
@@ -71,12 +86,14 @@ export class OffsetTracker {
     let t = this.tracks.get(k);
     const o = BigInt(offset);
     // Records before the first one fetched were committed already (or are gone from the log).
-    if (!t) this.tracks.set(k, (t = { topic, partition, open: [], last: -1n, passed: o, committed: -1n, committedMetadata: null }));
+    if (!t) this.tracks.set(k, (t = { topic, partition, open: [], last: -1n, passed: o, committed: -1n, committedMetadata: null, committedAt: 0, changes: 0 }));
     if (o <= t.last) throw new Error(`offset ${offset} of ${k} registered twice (last ${t.last})`);
     t.last = o;
+    t.changes++;
     const entry = { offset: o, unsettled: 0 };
     t.open.push(entry);
     let held = 0;
+    const track = t;
     return {
       hold: () => {
         held++;
@@ -86,52 +103,82 @@ export class OffsetTracker {
         if (held === 0) return;
         held--;
         entry.unsettled--;
+        track.changes++;
       },
     };
   }
 
-  /** Partitions whose commit point, or the records settled past it, changed since the last commit. */
-  due(): CommitPoint[] {
+  /**
+   * Partitions to commit: their commit point or the records settled past it changed since the
+   * last commit (or RECOMMIT_MS went by). A partition whose previous owner's commit is still
+   * being read is not committed yet: that would overwrite what it settled.
+   */
+  due(now = Date.now()): CommitPoint[] {
     const out: CommitPoint[] = [];
-    for (const t of this.tracks.values()) {
+    for (const [k, t] of this.tracks) {
+      const inherited = this.inherited.get(k);
+      if (inherited?.pending) continue;
       while (t.open.length > 0 && t.open[0]!.unsettled === 0) t.passed = t.open.shift()!.offset + 1n;
-      const metadata = encodeSettled(t.passed, t.open);
-      if (t.passed > t.committed || (t.passed === t.committed && metadata !== t.committedMetadata)) out.push({ topic: t.topic, partition: t.partition, offset: t.passed.toString(), metadata });
+      let e = t.encoded;
+      if (!e || e.changes !== t.changes || e.passed !== t.passed || e.limit !== this.metadataLimit) {
+        // What the previous owner settled beyond the records registered here is claimed again, so
+        // that a next owner still has it.
+        const beyond = inherited ? inherited.ranges.filter(([, end]) => end > t.last + 1n).map(([start, end]): [bigint, bigint] => [start > t.last ? start : t.last + 1n, end]) : [];
+        if (inherited && beyond.length === 0) inherited.ranges = [];
+        e = t.encoded = { changes: t.changes, passed: t.passed, limit: this.metadataLimit, metadata: encodeSettled(t.passed, t.open, beyond, this.metadataLimit) };
+      }
+      if (t.passed > t.committed || e.metadata !== t.committedMetadata || now - t.committedAt >= RECOMMIT_MS) {
+        out.push({ topic: t.topic, partition: t.partition, offset: t.passed.toString(), metadata: e.metadata });
+      }
     }
     return out;
   }
 
-  committed(point: CommitPoint): void {
+  committed(point: CommitPoint, now = Date.now()): void {
     const t = this.tracks.get(key(point.topic, point.partition));
     const o = BigInt(point.offset);
     if (!t || o < t.committed) return;
     t.committed = o;
     t.committedMetadata = point.metadata;
+    t.committedAt = now;
+  }
+
+  /** The broker refused the metadata as too large (`offset.metadata.max.bytes` set low): write at most half as much from now on. */
+  shrinkMetadata(): void {
+    this.metadataLimit = Math.floor(this.metadataLimit / 2);
   }
 
   /**
    * What the previous owner of newly assigned partitions committed (`found`: by `topic/partition`,
    * the committed offset and its metadata). Intake of those partitions waits for it
-   * (settledElsewhere); a lookup that fails leaves them without (their records are all taken).
+   * (settledElsewhere), and so do their commits; a lookup that fails leaves them without (their
+   * records are all taken, as before this was kept).
    */
   inherit(partitions: { topic: string; partition: number }[], found: Promise<Map<string, { offset: string; metadata: string | null }>>): void {
-    const all = found.catch(() => new Map<string, { offset: string; metadata: string | null }>());
-    for (const { topic, partition } of partitions) {
+    const entries = partitions.map(({ topic, partition }) => {
       const k = key(topic, partition);
-      this.inherited.set(
-        k,
-        all.then((m) => {
+      const inheritance: Inheritance = { pending: undefined, ranges: [] };
+      this.inherited.set(k, inheritance);
+      return [k, inheritance] as const;
+    });
+    const done = found.then(
+      (m) => {
+        for (const [k, inheritance] of entries) {
           const c = m.get(k);
-          const ranges = c ? decodeSettled(BigInt(c.offset), c.metadata) : [];
-          return ranges.length === 0 ? NONE : (offset: string) => inRanges(ranges, BigInt(offset));
-        }),
-      );
-    }
+          inheritance.ranges = c ? decodeSettled(BigInt(c.offset), c.metadata) : [];
+        }
+      },
+      () => undefined,
+    );
+    for (const [, inheritance] of entries) inheritance.pending = done.then(() => (inheritance.pending = undefined));
   }
 
-  /** Which records of this partition its previous owner settled already (none when nothing was inherited). */
+  /** Which records of this partition its previous owner settled already (none when nothing was inherited); a promise while that is being read. */
   settledElsewhere(topic: string, partition: number): Promise<SettledElsewhere> | SettledElsewhere {
-    return this.inherited.get(key(topic, partition)) ?? NONE;
+    const inheritance = this.inherited.get(key(topic, partition));
+    if (!inheritance) return NONE;
+    const check: SettledElsewhere = (offset) => inRanges(inheritance.ranges, BigInt(offset));
+    return inheritance.pending ? inheritance.pending.then(() => check) : check;
   }
 
   /** Unsettled deliveries over all partitions (graceful stop waits for zero). */
@@ -143,10 +190,16 @@ export class OffsetTracker {
 
   /**
    * Forgets partitions no longer assigned to this replica (after a rebalance): their new owner
-   * commits them. Deliveries already running for them still finish and are recorded.
+   * commits them. Deliveries already running for them still finish and are recorded. Returns the
+   * partitions new here (to inherit).
    */
   retain(assigned: Record<string, number[]>, now = Date.now()): { topic: string; partition: number }[] {
-    for (const [k, t] of this.tracks) if (!(assigned[t.topic] ?? []).includes(t.partition)) this.tracks.delete(k);
+    for (const [k, t] of this.tracks) {
+      if (!(assigned[t.topic] ?? []).includes(t.partition)) this.tracks.delete(k);
+      // Committed again in this generation: a commit kafkajs dropped (its runner stopping) or one
+      // of another member's that landed late must not stand.
+      else t.committed = -1n;
+    }
     const next = new Map<string, number>();
     const added: { topic: string; partition: number }[] = [];
     for (const [topic, partitions] of Object.entries(assigned)) {
@@ -175,23 +228,44 @@ const key = (topic: string, partition: number): string => `${topic}/${partition}
 /**
  * The records settled past `from` (the commit point), as commit metadata: `s1:` and ranges of
  * consecutive settled offsets, each `gap.length` in base 36, the gap counted from the end of the
- * range before (from `from` for the first). Null when there are none. Ranges that would make it
- * longer than MAX_METADATA_CHARS are left out: their records are attempted again by the next owner.
+ * range before (from `from` for the first), then `beyond` (ranges past the registered records, in
+ * order). Null when there are none. Ranges that would make it longer than `limit`, and records
+ * past the first MAX_WALK, are left out: their records are attempted again by a next owner.
  */
-export function encodeSettled(from: bigint, open: readonly { offset: bigint; unsettled: number }[]): string | null {
+export function encodeSettled(from: bigint, open: readonly { offset: bigint; unsettled: number }[], beyond: readonly [bigint, bigint][] = [], limit = MAX_METADATA_CHARS): string | null {
   const parts: string[] = [];
   let length = FORMAT.length;
+  // The last range written: where it starts, where it ends, and where its gap is counted from.
+  let lastStart = from;
   let previousEnd = from;
-  for (let i = 0; i < open.length; i++) {
+  let gapFrom = from;
+  const add = (start: bigint, end: bigint): boolean => {
+    // A range that goes on where the one before ends is that one, longer.
+    const joined = parts.length > 0 && start === previousEnd;
+    const begin = joined ? lastStart : start;
+    const base = joined ? gapFrom : previousEnd;
+    const part = `${(begin - base).toString(36)}.${(end - begin).toString(36)}`;
+    const grown = length - (joined ? parts[parts.length - 1]!.length + 1 : 0) + part.length + 1;
+    if (grown > limit) return false;
+    if (joined) parts[parts.length - 1] = part;
+    else parts.push(part);
+    length = grown;
+    gapFrom = base;
+    lastStart = begin;
+    previousEnd = end;
+    return true;
+  };
+  const n = Math.min(open.length, MAX_WALK);
+  let full = false;
+  for (let i = 0; i < n && !full; i++) {
     if (open[i]!.unsettled !== 0) continue;
     const start = open[i]!.offset;
-    while (i + 1 < open.length && open[i + 1]!.unsettled === 0 && open[i + 1]!.offset === open[i]!.offset + 1n) i++;
-    const end = open[i]!.offset + 1n;
-    const part = `${(start - previousEnd).toString(36)}.${(end - start).toString(36)}`;
-    if (length + part.length + 1 > MAX_METADATA_CHARS) break;
-    parts.push(part);
-    length += part.length + 1;
-    previousEnd = end;
+    while (i + 1 < n && open[i + 1]!.unsettled === 0 && open[i + 1]!.offset === open[i]!.offset + 1n) i++;
+    full = !add(start, open[i]!.offset + 1n);
+  }
+  // Inherited ranges only follow every registered record (they start past the last one).
+  if (!full && n === open.length) {
+    for (const [start, end] of beyond) if (start < previousEnd || !add(start, end)) break;
   }
   return parts.length === 0 ? null : FORMAT + parts.join(',');
 }
@@ -214,6 +288,7 @@ export function decodeSettled(from: bigint, metadata: string | null | undefined)
 }
 
 function inRanges(ranges: readonly [bigint, bigint][], o: bigint): boolean {
+  if (ranges.length === 0 || o >= ranges[ranges.length - 1]![1]) return false;
   for (const [start, end] of ranges) {
     if (o < start) return false;
     if (o < end) return true;
