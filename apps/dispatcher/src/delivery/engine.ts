@@ -371,12 +371,13 @@ export class DeliveryEngine {
     const jobsByOffset = new Map<string, Job[]>();
     const fresh: KafkaMessage[] = [];
     // A record the replica that had the partition took and attempted but had not committed yet
-    // (killed, or still finishing after a rebalance) is attempted again here, unless its commit
-    // metadata says it was settled: duplicates, bounded by the attempt-number index (finding 10). Checking such records against `delivered` was
-    // built twice and measured on FerretDB, where every query scans its bucket: one lookup per
-    // task took the full backlog's drain after a SIGKILL from ~280/s to ~5/s (session 4), one
-    // query per chunk still to 0-100/s with FerretDB at 130 % (session 5). On MongoDB both are index
-    // probes; there, marking records due before `taskOffsets.assignedAt` as `verify` would do.
+    // (killed, or still finishing after a rebalance) is attempted again here, unless its commit's
+    // metadata says it was settled: duplicates, bounded by the attempt-number index (finding 10).
+    // Checking such records against `delivered` was built twice and measured on FerretDB, where
+    // every query scans its bucket: one lookup per task took the full backlog's drain after a
+    // SIGKILL from ~280/s to ~5/s (session 4), one query per chunk still to 0-100/s with FerretDB
+    // at 130 % (session 5). On MongoDB both are index probes; there, marking records due before
+    // `taskOffsets.assignedAt` as `verify` would do.
     for (const m of messages) {
       // Settled by the partition's previous owner past its commit point: registered, with no
       // task, due or not.
