@@ -11,8 +11,8 @@
 // Records settled past the commit point travel with the commit, as its metadata (`s1:` ranges,
 // encodeSettled): when the replica dies, the partition's next owner reads them back (inherit)
 // and takes those records as settled instead of attempting them again. Without this, every
-// record behind one still unsettled (a parked task, a slow endpoint's attempt) was redone after
-// a SIGKILL: 126 to 1,156 duplicate deliveries in the 20,000 backlog's drain (session 9).
+// record behind one still unsettled (a slow endpoint's attempt, up to ATTEMPT_TIMEOUT_MS; a
+// parked task, up to a minute) was redone after a SIGKILL.
 
 export interface CommitPoint {
   topic: string;
