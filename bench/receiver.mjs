@@ -43,6 +43,8 @@ const server = createServer({ cert: readFileSync(process.env.CERT_FILE), key: re
   });
 });
 server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
+// The harness gone (killed, or crashed) means nobody will ask for `exit`: do not linger.
+process.on('disconnect', () => process.exit(0));
 process.on('message', (m) => {
   if (m.cmd === 'stats') {
     const list = m.workspace === undefined ? [...counts.values()] : [of(m.workspace)];

@@ -13,6 +13,7 @@ import { endpointsV1, eventsV1 } from '@hookline/proto';
 import { fixRequestQueue } from '@hookline/kafka';
 import { signature256 } from '@hookline/signing';
 import { deleteTopics, dropDatabases, infraFromEnv, isolatedServiceEnv, makeTestPki, REPO_ROOT, rpc, startService, uniquePrefix, type ServiceProcess } from '@hookline/testing';
+import { cpuMeter, describeCpu, infraPid } from './cpu.mts';
 
 // The bench's own kafkajs clients get the services' fix of kafkajs' 1 ms timer.
 fixRequestQueue();
@@ -27,6 +28,12 @@ const phase = (name: string) => PHASES.has(name);
 // BENCH_NODE_OPTIONS adds Node options to every service (a --require of a probe, say).
 const serviceNodeOptions = [process.env.BENCH_CPU_PROFILE ? `--cpu-prof --cpu-prof-dir=${path.join(REPO_ROOT, 'bench', 'results', 'profiles')}` : '', process.env.BENCH_NODE_OPTIONS ?? ''].filter(Boolean).join(' ');
 const profileEnv: Record<string, string> = serviceNodeOptions ? { NODE_OPTIONS: serviceNodeOptions } : {};
+// The harness knows a service is up from its "serving gRPC" line, which is logged at info.
+const serviceLogLevel = process.env.BENCH_LOG_LEVEL ?? 'info';
+if (!['trace', 'debug', 'info'].includes(serviceLogLevel)) {
+  console.error(`BENCH_LOG_LEVEL=${serviceLogLevel}: use trace, debug or info (the harness waits for each service's "serving gRPC" line, logged at info)`);
+  process.exit(2);
+}
 const results: Record<string, unknown> = {};
 const rows: [string, string][] = [];
 const row = (name: string, value: string) => {
@@ -120,16 +127,20 @@ async function baseline(): Promise<number> {
   return sent / SECONDS;
 }
 await reset();
+// CPU per request of the two processes the baseline has (the harness is its client).
+const baselineCpu = cpuMeter({ client: process.pid, receiver: receiver.pid });
 const baselineRate = phase('baseline') ? await baseline() : NaN;
 results.baseline_deliveries_per_s = baselineRate;
+if (phase('baseline')) results.baseline_cpu_us_per_request = baselineCpu(baselineRate * SECONDS);
 row('baseline: raw signed undici POSTs', `${Math.round(baselineRate).toLocaleString()} req/s`);
+if (phase('baseline')) row('… CPU per request', describeCpu(results.baseline_cpu_us_per_request as Record<string, number>));
 await baselineAgent.close();
 
 // ---- services ----------------------------------------------------------------------------
 const infra = infraFromEnv();
 const prefix = uniquePrefix('bench');
 const base = isolatedServiceEnv(infra, prefix);
-const allow = { TARGET_ALLOWLIST: 'localhost,127.0.0.1/32', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', ...profileEnv };
+const allow = { TARGET_ALLOWLIST: 'localhost,127.0.0.1/32', LOG_LEVEL: serviceLogLevel, ...profileEnv };
 const services: ServiceProcess[] = [];
 const reg = await startService('endpoint-registry', { ...base, ...allow, MONGODB_DATABASE: `${prefix}_registry`, SECRET_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
 services.push(reg);
@@ -248,6 +259,15 @@ let sustained = 0;
   // backlog that the next phases would share the machine with.
   const total = Math.max(2_000, Math.min(Math.round((baselineRate || 6_000) * SECONDS * 0.5), Math.round((20_000 * SECONDS) / 15)));
   const started = Date.now();
+  const cpu = cpuMeter({
+    dispatcher: dis.child.pid,
+    FerretDB: infraPid(REPO_ROOT, 'ferretdb'),
+    ingest: ing.child.pid,
+    Kafka: infraPid(REPO_ROOT, 'kafka'),
+    receiver: receiver.pid,
+    harness: process.pid,
+    registry: reg.child.pid,
+  });
   for (let sent = 0; sent < total; ) {
     const batches = await Promise.all(Array.from({ length: 4 }, (_, i) => publishBatch(ws, sent + i * 100, 100)));
     sent += batches.reduce((a, b) => a + b, 0);
@@ -257,6 +277,17 @@ let sustained = 0;
   results.e2e_deliveries_per_s = sustained;
   results.e2e_ratio_to_baseline = sustained / baselineRate;
   row('end to end: sustained deliveries (1 endpoint)', `${Math.round(sustained).toLocaleString()} /s (${(100 * sustained / baselineRate).toFixed(1)} % of baseline; ${count}/${total} delivered)`);
+  // Where the machine's time went: each process's CPU per delivery. The cores divided by the
+  // total is this path's ceiling on this machine; 40 % of the baseline needs a total of at most
+  // cores / (0.4 × baseline).
+  const perDelivery = cpu(count);
+  results.e2e_cpu_us_per_delivery = perDelivery;
+  row('… CPU per delivery', describeCpu(perDelivery));
+  if (Number.isFinite(baselineRate)) {
+    const budget = Math.round((os.cpus().length * 1e6) / (0.4 * baselineRate));
+    results.e2e_cpu_budget_us_for_40_percent = budget;
+    row('… CPU per delivery 40 % of baseline allows', `${budget} µs (${os.cpus().length} cores at ${Math.round(0.4 * baselineRate).toLocaleString()}/s)`);
+  }
 }
 
 // ---- 2b. latency at 50 % of the sustained maximum -----------------------------------------
