@@ -3,7 +3,7 @@
 // anything the endpoint or the network does.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
-import { Agent, errors as undiciErrors, request } from 'undici';
+import { Agent, errors as undiciErrors } from 'undici';
 import { addressRefusal, stripBrackets, type AllowList } from '@hookline/url-policy';
 
 export interface HttpRequest {
@@ -30,6 +30,24 @@ export type Resolver = (host: string) => Promise<LookupAddress[]>;
 export const systemResolver: Resolver = (host) =>
   new Promise((resolve, reject) => dnsLookup(host, { all: true, verbatim: true }, (err, addrs) => (err ? reject(err) : resolve(addrs))));
 
+/** The attempt's whole budget ran out (connect, request, response and body together). */
+class BudgetExceeded extends Error {
+  override name = 'TimeoutError';
+}
+
+interface Target {
+  origin: string;
+  /** Path and query, as sent. */
+  path: string;
+  /** As in the URL (IPv6 in brackets): the key of lastAddress. */
+  hostname: string;
+  /** Without brackets: what is vetted. */
+  host: string;
+}
+
+/** Endpoint URLs whose parts are kept parsed. */
+const MAX_TARGETS = 10_000;
+
 class RefusedTarget extends Error {
   override name = 'RefusedTarget';
   readonly code = 'EHOOKLINE_REFUSED';
@@ -50,6 +68,7 @@ export class HttpAttempter {
   /** Address each host was last connected to, for the attempt record. */
   private readonly lastAddress = new Map<string, string>();
   private readonly resolver: Resolver;
+  private readonly targets = new Map<string, Target>();
 
   constructor(private readonly opts: HttpAttempterOptions) {
     this.resolver = opts.resolver ?? systemResolver;
@@ -91,31 +110,54 @@ export class HttpAttempter {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     let host = '';
+    // One timer per attempt, cleared when it ends: AbortSignal.timeout() keeps each attempt's
+    // signal and timer alive for the whole budget (10 s × thousands of attempts a second).
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new BudgetExceeded()), this.opts.timeoutMs);
     try {
-      const url = new URL(req.url);
-      host = stripBrackets(url.hostname);
+      const target = this.target(req.url);
+      host = target.host;
       // IP literals never reach the lookup hook: vet them here.
       if (isIP(host)) {
         await this.vet(host);
-        this.lastAddress.set(url.hostname, host);
+        this.lastAddress.set(target.hostname, host);
       }
-      const signal = AbortSignal.timeout(this.opts.timeoutMs);
-      const res = await request(url, {
+      // The origin and path as parsed once per URL: request(url) would parse it again.
+      const res = await this.agent.request({
+        origin: target.origin,
+        path: target.path,
         method: 'POST',
         headers: req.headers,
         body: req.body,
-        dispatcher: this.agent,
-        signal,
+        signal: abort.signal,
         headersTimeout: this.opts.timeoutMs,
         bodyTimeout: this.opts.timeoutMs,
       });
       const { text, truncated } = await readLimited(res.body, this.opts.bodyLimit);
       const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-      return { kind: 'response', status: res.statusCode, headers, body: text, bodyTruncated: truncated, durationMs: elapsed(), resolvedIp: this.lastAddress.get(url.hostname) ?? '' };
+      for (const k in res.headers) {
+        const v = res.headers[k];
+        if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+      }
+      return { kind: 'response', status: res.statusCode, headers, body: text, bodyTruncated: truncated, durationMs: elapsed(), resolvedIp: this.lastAddress.get(target.hostname) ?? '' };
     } catch (err) {
       return { kind: 'error', error: describe(err, this.opts.timeoutMs), refused: isRefused(err), durationMs: elapsed(), resolvedIp: this.lastAddress.get(host) ?? '' };
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /** An endpoint URL's parts, parsed once (endpoints are few, their attempts many). */
+  private target(url: string): Target {
+    let t = this.targets.get(url);
+    if (!t) {
+      const u = new URL(url);
+      t = { origin: u.origin, path: `${u.pathname}${u.search}`, hostname: u.hostname, host: stripBrackets(u.hostname) };
+      // Bounded: a registry with more endpoints than this simply parses again.
+      if (this.targets.size >= MAX_TARGETS) this.targets.clear();
+      this.targets.set(url, t);
+    }
+    return t;
   }
 
   close(): Promise<void> {
@@ -123,19 +165,33 @@ export class HttpAttempter {
   }
 }
 
-async function readLimited(body: AsyncIterable<Buffer> & { destroy(): void }, limit: number): Promise<{ text: string; truncated: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size > limit) {
-      // Stop reading: the rest of a large body is not worth the time or memory.
-      body.destroy();
-      return { text: Buffer.concat(chunks).subarray(0, limit).toString('utf8'), truncated: true };
-    }
-  }
-  return { text: Buffer.concat(chunks).toString('utf8'), truncated: false };
+/** Reads a response body up to `limit` bytes (the rest is not read: not worth the time or memory). */
+function readLimited(body: NodeJS.ReadableStream & { destroy(): void }, limit: number): Promise<{ text: string; truncated: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (result: { text: string; truncated: boolean } | Error) => {
+      if (done) return;
+      done = true;
+      body.off('data', onData);
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > limit) {
+        finish({ text: Buffer.concat(chunks).subarray(0, limit).toString('utf8'), truncated: true });
+        body.destroy();
+      }
+    };
+    body.on('data', onData);
+    body.once('end', () => finish({ text: chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'), truncated: false }));
+    // After finish() these only end the stream's life: errors are then nobody's.
+    body.on('error', (err: Error) => finish(err));
+    body.once('close', () => finish(Object.assign(new Error('response body ended early'), { code: 'ECONNRESET' })));
+  });
 }
 
 /** Error-like without `instanceof Error`: an abort's DOMException may come from another realm (vm contexts, jest). */
