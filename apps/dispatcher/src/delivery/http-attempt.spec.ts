@@ -59,7 +59,7 @@ describe('HttpAttempter', () => {
     };
     const h = attempter(2_000, 64);
     const r = await send(h);
-    // The connection is still usable for the next attempt.
+    // The cut connection is closed; the next attempt gets a new one.
     handler = (_req, res) => res.end('fine');
     const next = await send(h);
     await h.close();
@@ -99,6 +99,23 @@ describe('HttpAttempter', () => {
     const r = await send(h);
     await h.close();
     expect(r).toMatchObject({ kind: 'error', error: 'timed out after 300 ms' });
+  });
+
+  it('records the address of an IPv6 literal on answers and on errors alike', async () => {
+    const v6 = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => (req.url === '/drop' ? res.socket?.destroy() : res.end('v6')));
+    });
+    await new Promise<void>((r) => v6.listen(0, '::1', r));
+    const url = `http://[::1]:${(v6.address() as AddressInfo).port}`;
+    const h = new HttpAttempter({ allow: new AllowList(['::1/128']), timeoutMs: 2_000, bodyLimit: 64, connectionsPerOrigin: 4 });
+    const answered = await h.send({ url: `${url}/ok`, headers: {}, body: Buffer.from('{}') });
+    const dropped = await h.send({ url: `${url}/drop`, headers: {}, body: Buffer.from('{}') });
+    await h.close();
+    v6.closeAllConnections();
+    await new Promise((r) => v6.close(r));
+    expect(answered).toMatchObject({ kind: 'response', status: 200, body: 'v6', resolvedIp: '::1' });
+    expect(dropped).toMatchObject({ kind: 'error', resolvedIp: '::1' });
   });
 
   it('refuses an address off the allow-list without connecting', async () => {

@@ -45,7 +45,7 @@ interface Target {
   host: string;
 }
 
-/** Endpoint URLs whose parts are kept parsed. */
+/** Endpoint URLs whose parts are kept parsed, and hosts whose last address is kept. */
 const MAX_TARGETS = 10_000;
 
 class RefusedTarget extends Error {
@@ -82,7 +82,7 @@ export class HttpAttempter {
         lookup: ((hostname, options, callback) => {
           this.vet(hostname).then(
             (addr) => {
-              this.lastAddress.set(hostname, addr.address);
+              this.remember(hostname, addr.address);
               if (options.all) callback(null, [addr]);
               else callback(null, addr.address, addr.family);
             },
@@ -109,18 +109,18 @@ export class HttpAttempter {
   async send(req: HttpRequest): Promise<HttpResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    let host = '';
+    let hostname = '';
     // One timer per attempt, cleared when it ends: AbortSignal.timeout() keeps each attempt's
     // signal and timer alive for the whole budget (10 s × thousands of attempts a second).
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new BudgetExceeded()), this.opts.timeoutMs);
     try {
       const target = this.target(req.url);
-      host = target.host;
+      hostname = target.hostname;
       // IP literals never reach the lookup hook: vet them here.
-      if (isIP(host)) {
-        await this.vet(host);
-        this.lastAddress.set(target.hostname, host);
+      if (isIP(target.host)) {
+        await this.vet(target.host);
+        this.remember(target.hostname, target.host);
       }
       // The origin and path as parsed once per URL: request(url) would parse it again.
       const res = await this.agent.request({
@@ -141,10 +141,16 @@ export class HttpAttempter {
       }
       return { kind: 'response', status: res.statusCode, headers, body: text, bodyTruncated: truncated, durationMs: elapsed(), resolvedIp: this.lastAddress.get(target.hostname) ?? '' };
     } catch (err) {
-      return { kind: 'error', error: describe(err, this.opts.timeoutMs), refused: isRefused(err), durationMs: elapsed(), resolvedIp: this.lastAddress.get(host) ?? '' };
+      return { kind: 'error', error: describe(err, this.opts.timeoutMs), refused: isRefused(err), durationMs: elapsed(), resolvedIp: this.lastAddress.get(hostname) ?? '' };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The address a host was connected to last (bounded like the parsed URLs). */
+  private remember(hostname: string, address: string): void {
+    if (this.lastAddress.size >= MAX_TARGETS && !this.lastAddress.has(hostname)) this.lastAddress.clear();
+    this.lastAddress.set(hostname, address);
   }
 
   /** An endpoint URL's parts, parsed once (endpoints are few, their attempts many). */
