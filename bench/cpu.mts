@@ -1,6 +1,8 @@
 // CPU time per process, from /proc: how a phase's work divides between the processes on the
 // machine (the services, the receiver, the harness, Kafka and FerretDB), in CPU microseconds per
 // delivery. Linux only; elsewhere (or for a process that is gone) a process simply has no figure.
+// A phase reads it from its first publish to its last delivery: work still pending then (the
+// last outcomes being recorded, say) is not counted, so FerretDB's figure is a floor.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';

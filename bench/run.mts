@@ -160,6 +160,16 @@ const [ing, dis] = await Promise.all([
   }),
 ]);
 services.push(ing, dis);
+// Every process a delivery's CPU is spent in, for cpuMeter (bench/cpu.mts).
+const machine = {
+  dispatcher: dis.child.pid,
+  FerretDB: infraPid(REPO_ROOT, 'ferretdb'),
+  ingest: ing.child.pid,
+  Kafka: infraPid(REPO_ROOT, 'kafka'),
+  receiver: receiver.pid,
+  harness: process.pid,
+  registry: reg.child.pid,
+};
 const peakRss = new Map<string, number>();
 const rssTimer = setInterval(() => {
   for (const s of services) {
@@ -259,15 +269,7 @@ let sustained = 0;
   // backlog that the next phases would share the machine with.
   const total = Math.max(2_000, Math.min(Math.round((baselineRate || 6_000) * SECONDS * 0.5), Math.round((20_000 * SECONDS) / 15)));
   const started = Date.now();
-  const cpu = cpuMeter({
-    dispatcher: dis.child.pid,
-    FerretDB: infraPid(REPO_ROOT, 'ferretdb'),
-    ingest: ing.child.pid,
-    Kafka: infraPid(REPO_ROOT, 'kafka'),
-    receiver: receiver.pid,
-    harness: process.pid,
-    registry: reg.child.pid,
-  });
+  const cpu = cpuMeter(machine);
   for (let sent = 0; sent < total; ) {
     const batches = await Promise.all(Array.from({ length: 4 }, (_, i) => publishBatch(ws, sent + i * 100, 100)));
     sent += batches.reduce((a, b) => a + b, 0);
@@ -330,6 +332,7 @@ for (const [fan, fixed] of phase('fanout') ? ([[10, Number(process.env.BENCH_FAN
   await reset(ws);
   const events = fixed || Math.max(10, Math.round((sustained * SECONDS * 0.3) / fan));
   const started = Date.now();
+  const cpu = cpuMeter(machine);
   await Promise.all(Array.from({ length: Math.ceil(events / 100) }, (_, i) => publishBatch(ws, i * 100, Math.min(100, events - i * 100))));
   const s = await waitForUnique(ws, events * fan, 120_000);
   const ms = (s.unique >= events * fan ? s.lastOkAt : Date.now()) - started;
@@ -337,9 +340,11 @@ for (const [fan, fixed] of phase('fanout') ? ([[10, Number(process.env.BENCH_FAN
   // Publish-to-delivery of every delivery: tells a slow tail (waits in a tier) from a slow pace.
   const { latencies } = await stats(ws, true);
   const lat = { p50: pct(latencies, 50), p90: pct(latencies, 90), p99: pct(latencies, 99), max: pct(latencies, 100) };
-  results[`fanout_${fan}`] = { events, deliveries: s.unique, duplicates: s.ok - s.unique, ms, deliveries_per_s: rate, ratio_to_sustained: rate / sustained, latency_ms: lat };
+  const perDelivery = cpu(s.unique);
+  results[`fanout_${fan}`] = { events, deliveries: s.unique, duplicates: s.ok - s.unique, ms, deliveries_per_s: rate, ratio_to_sustained: rate / sustained, latency_ms: lat, cpu_us_per_delivery: perDelivery };
   row(`fan-out: ${events} events × ${fan} endpoints`, `${Math.round(rate).toLocaleString()} deliveries/s, all in ${(ms / 1000).toFixed(2)} s (${s.unique}/${events * fan}, ${s.ok - s.unique} duplicates; ${(100 * rate / sustained).toFixed(0)} % of sustained)`);
   row(`… publish → delivery`, `p50 ${lat.p50} ms, p90 ${lat.p90} ms, p99 ${lat.p99} ms, max ${lat.max} ms`);
+  row(`… CPU per delivery`, describeCpu(perDelivery));
 }
 
 // ---- 2d. isolation: another workspace's endpoint has 10,000 retries waiting ---------------
