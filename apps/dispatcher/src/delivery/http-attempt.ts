@@ -196,7 +196,10 @@ function readLimited(body: NodeJS.ReadableStream & { destroy(): void }, limit: n
     body.once('end', () => finish({ text: chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'), truncated: false }));
     // After finish() these only end the stream's life: errors are then nobody's.
     body.on('error', (err: Error) => finish(err));
-    body.once('close', () => finish(Object.assign(new Error('response body ended early'), { code: 'ECONNRESET' })));
+    // Every body closes, after its end too: an Error (a stack trace) only when it was cut short.
+    body.once('close', () => {
+      if (!done) finish(Object.assign(new Error('response body ended early'), { code: 'ECONNRESET' }));
+    });
   });
 }
 
