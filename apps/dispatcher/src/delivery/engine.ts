@@ -160,6 +160,8 @@ export class DeliveryEngine {
   readonly breakers: Breakers;
   /** Tier tasks of endpoints whose circuit is open, until a probe succeeds (parking.ts). */
   private readonly parking: Parking<Job>;
+  /** Tier partitions ("topic/partition") this replica owns, as of the last rebalance; unknown before the first. */
+  private ownedTier: Set<string> | undefined;
   private readonly parkMaxMs: number;
   /** Endpoints whose park is being fed to the work queue. */
   private readonly feeding = new Set<string>();
@@ -725,6 +727,13 @@ export class DeliveryEngine {
    * parked task a later attempt replaces: the parked one holds their place.
    */
   private park(j: Job): boolean {
+    // A task of a tier partition that moved to another replica (it was on its way here, queued or
+    // in an intake, when the partition went) is its new owner's: it reads the record again and
+    // parks it there. Parked here too, both replicas would send it when the endpoint answers.
+    if (j.source !== undefined && this.ownedTier !== undefined && !this.ownedTier.has(j.source)) {
+      j.settle();
+      return true;
+    }
     const r = this.parking.park(j, Date.now());
     if (!r.parked) {
       if (r.why === 'full') return false;
@@ -738,6 +747,7 @@ export class DeliveryEngine {
   /** After a rebalance: parked tasks of tier partitions this replica no longer owns are their new owner's (it reads them again). */
   retainParked(assigned: Record<string, number[]>): void {
     const owned = new Set(Object.entries(assigned).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}/${p}`)));
+    this.ownedTier = owned;
     const gone = this.parking.takeNotIn(owned);
     if (gone.length > 0) this.log.info({ deliveries: gone.length }, 'parked deliveries of partitions moved to another replica dropped (their new owner reads them again)');
   }
